@@ -1,0 +1,61 @@
+"""Radon transform through astra-toolbox's own projectors.
+
+CPU tensors use astra's CPU ``linear`` projector; CUDA tensors use astra's
+CUDA projector when astra was built with CUDA. Data crosses to numpy (and
+back) per call, so this backend is a reference rather than the fast path.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from operators.geometry import ParallelBeamGeometry
+
+
+class AstraProjector:
+    """Forward and adjoint Radon transform with astra-toolbox projectors."""
+
+    def __init__(self, geometry: ParallelBeamGeometry, projector: str = "linear"):
+        import astra
+
+        self._astra = astra
+        self.geometry = geometry
+        self.projector = projector
+        self._vol = astra.create_vol_geom(geometry.size, geometry.size)
+        self._proj = astra.create_proj_geom("parallel", 1.0, geometry.n_detectors, geometry.angles())
+        self._ids: dict[str, int] = {}
+
+    def _projector_id(self, device: torch.device) -> int:
+        kind = "cuda" if device.type == "cuda" else self.projector
+        if kind == "cuda" and not self._astra.use_cuda():
+            raise RuntimeError("astra-toolbox was built without CUDA; use the 'matrix' or 'torch' backend on GPU")
+        if kind not in self._ids:
+            self._ids[kind] = self._astra.create_projector(kind, self._proj, self._vol)
+        return self._ids[kind]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, N, N) images -> (B, n_angles, n_detectors) sinograms."""
+        pid = self._projector_id(x.device)
+        out = []
+        for image in x.detach().cpu().numpy().astype(np.float32):
+            sid, sino = self._astra.create_sino(image, pid)
+            self._astra.data2d.delete(sid)
+            out.append(sino)
+        return torch.from_numpy(np.stack(out)).to(device=x.device, dtype=x.dtype)
+
+    def adjoint(self, y: torch.Tensor) -> torch.Tensor:
+        """(B, n_angles, n_detectors) sinograms -> (B, N, N) back-projections."""
+        pid = self._projector_id(y.device)
+        out = []
+        for sino in y.detach().cpu().numpy().astype(np.float32):
+            bid, image = self._astra.create_backprojection(sino, pid)
+            self._astra.data2d.delete(bid)
+            out.append(image)
+        return torch.from_numpy(np.stack(out)).to(device=y.device, dtype=y.dtype)
+
+    def __del__(self) -> None:
+        for pid in getattr(self, "_ids", {}).values():
+            try:
+                self._astra.projector.delete(pid)
+            except Exception:
+                pass

@@ -1,0 +1,160 @@
+"""Sampling masks Lambda: which entries of T x are measured.
+
+Small, seeded functions in the spirit of fastMRI's ``subsample.py``; each
+returns a boolean numpy array, and the ``*Mask`` classes wrap them with the
+selection P and zero-filling P^-1 used by :class:`operators.Measurement`.
+
+* views: sparse-view CT, rows ``round(linspace(0, M-1, n))`` of the full sinogram;
+* k-space columns: fastMRI's equispaced (with adjusted acceleration) and
+  random Cartesian masks with a fully sampled centre;
+* metal trace: sinogram bins crossed by metal, to be left out.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+
+def view_indices(n_full: int, n_views: int) -> np.ndarray:
+    """Indices of ``n_views`` evenly spread views among ``n_full``, shape (n_views,)."""
+    if n_views < 1:
+        raise ValueError(f"the number of views must be >= 1, got {n_views}")
+    if n_views > n_full:
+        raise ValueError(f"{n_views} views requested but the full scan has only {n_full}")
+    return np.round(np.linspace(0, n_full - 1, n_views)).astype(np.int64)
+
+
+def default_center_fraction(acceleration: float) -> float:
+    """0.08 below 8x, 0.04 at 8x and above (the project's convention)."""
+    return 0.04 if acceleration >= 8 else 0.08
+
+
+def _check_kspace_args(n_cols: int, acceleration: float, center_fraction: float) -> None:
+    if n_cols < 2:
+        raise ValueError(f"k-space width must be >= 2, got {n_cols}")
+    if not acceleration >= 1:
+        raise ValueError(f"acceleration must be >= 1, got {acceleration}")
+    if not 0 <= center_fraction <= 1:
+        raise ValueError(f"center fraction must lie in [0, 1], got {center_fraction}")
+
+
+def _center_columns(n_cols: int, num_low: int) -> np.ndarray:
+    mask = np.zeros(n_cols, dtype=bool)
+    pad = (n_cols - num_low + 1) // 2
+    mask[pad:pad + num_low] = True
+    return mask
+
+
+def equispaced_columns(n_cols: int, acceleration: float, center_fraction: float | None = None,
+                       seed: int | None = 0) -> np.ndarray:
+    """fastMRI's equispaced mask with the adjusted acceleration, shape (n_cols,).
+
+    The centre ``round(n_cols * center_fraction)`` columns are kept, and the
+    outer columns are spaced at the adjusted rate
+    ``a (L - n) / (L a - n)`` (L low-frequency columns) so that the total
+    count matches ``n_cols / acceleration``. ``seed`` picks the offset.
+    """
+    center_fraction = default_center_fraction(acceleration) if center_fraction is None else center_fraction
+    _check_kspace_args(n_cols, acceleration, center_fraction)
+    num_low = round(n_cols * center_fraction)
+    mask = _center_columns(n_cols, num_low)
+    if acceleration == 1:
+        return np.ones(n_cols, dtype=bool)
+    denominator = num_low * acceleration - n_cols
+    if num_low == 0 or denominator >= 0:  # centre alone reaches the rate
+        adjusted = acceleration if num_low == 0 else n_cols
+    else:
+        adjusted = acceleration * (num_low - n_cols) / denominator
+    offset = np.random.default_rng(seed).integers(0, max(1, round(adjusted)))
+    picks = np.around(np.arange(offset, n_cols - 1, adjusted)).astype(np.int64)
+    mask[picks] = True
+    return mask
+
+
+def random_columns(n_cols: int, acceleration: float, center_fraction: float | None = None,
+                   seed: int | None = 0) -> np.ndarray:
+    """fastMRI's random mask: centre columns plus each outer column with
+    probability ``(n_cols / a - L) / (n_cols - L)``, shape (n_cols,)."""
+    center_fraction = default_center_fraction(acceleration) if center_fraction is None else center_fraction
+    _check_kspace_args(n_cols, acceleration, center_fraction)
+    num_low = round(n_cols * center_fraction)
+    mask = _center_columns(n_cols, num_low)
+    prob = max(0.0, (n_cols / acceleration - num_low) / max(n_cols - num_low, 1))
+    return mask | (np.random.default_rng(seed).uniform(size=n_cols) < prob)
+
+
+KSPACE_MASKS = {"equispaced": equispaced_columns, "random": random_columns}
+
+
+def metal_trace(metal: torch.Tensor, radon, threshold: float = 0.0) -> torch.Tensor:
+    """Sinogram bins whose ray crosses metal.
+
+    Args:
+        metal: (B, 1, N, N) boolean or 0/1 metal masks.
+        radon: a :class:`operators.Radon` for the scan.
+        threshold: bins whose projected metal path length (pixels) exceeds it
+            count as trace.
+    Returns:
+        (B, 1, n_angles, n_detectors) boolean trace.
+    """
+    return radon.forward(metal.to(torch.float32)) > threshold
+
+
+class ViewMask:
+    """Sparse-view sampling: P keeps whole views (rows of the sinogram).
+
+    Measured sinograms are compact, (B, 1, n_views, n_detectors).
+    """
+
+    def __init__(self, n_full: int, n_views: int):
+        self.n_full = n_full
+        self.indices = torch.from_numpy(view_indices(n_full, n_views))
+
+    def tensor(self, full_shape: tuple[int, ...], device: torch.device | str = "cpu") -> torch.Tensor:
+        """Lambda as a (1, 1, n_full, 1) boolean tensor broadcastable over sinograms."""
+        mask = torch.zeros(1, 1, self.n_full, 1, dtype=torch.bool, device=device)
+        mask[:, :, self.indices.to(device)] = True
+        return mask
+
+    def select(self, full: torch.Tensor) -> torch.Tensor:
+        """P: (B, 1, n_full, D) -> (B, 1, n_views, D)."""
+        return full.index_select(-2, self.indices.to(full.device))
+
+    def fill(self, measured: torch.Tensor) -> torch.Tensor:
+        """P^-1: (B, 1, n_views, D) -> (B, 1, n_full, D), zeros where unmeasured."""
+        shape = (*measured.shape[:-2], self.n_full, measured.shape[-1])
+        full = torch.zeros(shape, dtype=measured.dtype, device=measured.device)
+        return full.index_copy(-2, self.indices.to(measured.device), measured)
+
+
+class BooleanMask:
+    """Any 0/1 pattern on T's output (k-space columns, metal trace).
+
+    Measurements stay full-size with zeros where unmeasured (fastMRI's
+    convention for undersampled k-space), so P and P^-1 both multiply by Lambda.
+
+    Args:
+        mask: boolean tensor broadcastable to T's output, e.g. (1, 1, 1, W)
+            for k-space columns or (B, 1, M, D) for a metal trace.
+    """
+
+    def __init__(self, mask: torch.Tensor):
+        self.mask = mask.to(torch.bool)
+
+    def tensor(self, full_shape: tuple[int, ...], device: torch.device | str = "cpu") -> torch.Tensor:
+        return self.mask.to(device)
+
+    def select(self, full: torch.Tensor) -> torch.Tensor:
+        return full * self.mask.to(full.device)
+
+    def fill(self, measured: torch.Tensor) -> torch.Tensor:
+        return measured * self.mask.to(measured.device)
+
+
+def kspace_column_mask(width: int, acceleration: float, center_fraction: float | None = None,
+                       kind: str = "equispaced", seed: int | None = 0) -> BooleanMask:
+    """A (1, 1, 1, width) k-space column mask of the given kind."""
+    if kind not in KSPACE_MASKS:
+        raise ValueError(f"unknown k-space mask {kind!r}; choose one of {', '.join(KSPACE_MASKS)}")
+    columns = KSPACE_MASKS[kind](width, acceleration, center_fraction, seed)
+    return BooleanMask(torch.from_numpy(columns).view(1, 1, 1, width))

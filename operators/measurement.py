@@ -1,0 +1,90 @@
+"""The measurement operator A = P(Lambda) T and the tasks built from it."""
+from __future__ import annotations
+
+import torch
+
+from operators.masks import BooleanMask, ViewMask, kspace_column_mask, metal_trace
+from operators.transforms import Fourier, Radon, Transform
+
+
+class Measurement:
+    """A = P(Lambda) T: an invertible transform followed by a sampling mask.
+
+    Args:
+        transform: T (:class:`Radon` or :class:`Fourier`).
+        sampling: a :class:`ViewMask` or :class:`BooleanMask` giving P, P^-1 and Lambda.
+        noise_std: standard deviation of additive Gaussian noise used by
+            :meth:`measure` (in the units of T's output; complex noise has this
+            std in each of the real and imaginary parts).
+
+    Shapes: images (B, 1, N, N); T's output (B, 1, M, D) for CT or complex
+    (B, 1, H, W) for MRI; measurements y as returned by :meth:`P`.
+    """
+
+    def __init__(self, transform: Transform, sampling: ViewMask | BooleanMask, noise_std: float = 0.0):
+        if noise_std < 0:
+            raise ValueError(f"noise_std must be >= 0, got {noise_std}")
+        self.transform = transform
+        self.sampling = sampling
+        self.noise_std = noise_std
+
+    def T(self, x: torch.Tensor) -> torch.Tensor:
+        return self.transform.forward(x)
+
+    def T_adjoint(self, y_full: torch.Tensor) -> torch.Tensor:
+        return self.transform.adjoint(y_full)
+
+    def T_inv(self, y_full: torch.Tensor) -> torch.Tensor:
+        return self.transform.inverse(y_full)
+
+    def P(self, y_full: torch.Tensor) -> torch.Tensor:
+        """Keep the measured entries of T's output."""
+        return self.sampling.select(y_full)
+
+    def P_inv(self, y: torch.Tensor) -> torch.Tensor:
+        """Zero-fill measurements back to T's output shape (also P's adjoint)."""
+        return self.sampling.fill(y)
+
+    def mask(self, like: torch.Tensor) -> torch.Tensor:
+        """Lambda as a boolean tensor broadcastable to ``like`` (T's output)."""
+        return self.sampling.tensor(tuple(like.shape), like.device)
+
+    def A(self, x: torch.Tensor) -> torch.Tensor:
+        return self.P(self.T(x))
+
+    def A_adjoint(self, y: torch.Tensor) -> torch.Tensor:
+        return self.T_adjoint(self.P_inv(y))
+
+    def measure(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Simulate y = A x + noise (noise only when ``noise_std > 0``)."""
+        y = self.A(x)
+        if self.noise_std > 0:
+            noise = torch.randn(y.shape, generator=generator, device=y.device,
+                                dtype=y.real.dtype if y.is_complex() else y.dtype)
+            if y.is_complex():
+                noise = torch.complex(noise, torch.randn(y.shape, generator=generator, device=y.device,
+                                                         dtype=noise.dtype))
+            y = self.P(self.P_inv(y + self.noise_std * noise))  # no noise in unmeasured entries
+        return y
+
+
+def sparse_view_ct(size: int, n_views: int, n_angles: int = 0, backend: str = "auto",
+                   window: str = "ram-lak", noise_std: float = 0.0) -> Measurement:
+    """Sparse-view CT: ``n_views`` of the ``n_angles`` (default ``size``) full views."""
+    radon = Radon(size, n_angles, backend=backend, window=window)
+    return Measurement(radon, ViewMask(radon.geometry.n_angles, n_views), noise_std)
+
+
+def undersampled_mri(size: int, acceleration: float, center_fraction: float | None = None,
+                     kind: str = "equispaced", seed: int | None = 0, noise_std: float = 0.0) -> Measurement:
+    """Single-coil Cartesian MRI keeping whole k-space columns."""
+    return Measurement(Fourier(real=True), kspace_column_mask(size, acceleration, center_fraction, kind, seed),
+                       noise_std)
+
+
+def metal_trace_ct(metal: torch.Tensor, n_angles: int = 0, threshold: float = 0.0, backend: str = "auto",
+                   window: str = "ram-lak", noise_std: float = 0.0) -> Measurement:
+    """Metal artifact removal: all views, minus the bins crossed by ``metal`` (B, 1, N, N)."""
+    radon = Radon(metal.shape[-1], n_angles, backend=backend, window=window)
+    trace = metal_trace(metal, radon, threshold)
+    return Measurement(radon, BooleanMask(~trace), noise_std)

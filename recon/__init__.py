@@ -1,0 +1,1 @@
+"""Reconstruction: samplers, data consistency, baselines, I/O, metrics, tuning and the CLI."""

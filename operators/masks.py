@@ -52,7 +52,9 @@ def equispaced_columns(n_cols: int, acceleration: float, center_fraction: float 
     The centre ``round(n_cols * center_fraction)`` columns are kept, and the
     outer columns are spaced at the adjusted rate
     ``a (L - n) / (L a - n)`` (L low-frequency columns) so that the total
-    count matches ``n_cols / acceleration``. ``seed`` picks the offset.
+    count matches ``n_cols / acceleration``. ``seed`` picks the offset. Where
+    the centre alone already holds ``n_cols / acceleration`` columns (fastMRI
+    divides by zero there) only the centre is kept.
     """
     center_fraction = default_center_fraction(acceleration) if center_fraction is None else center_fraction
     _check_kspace_args(n_cols, acceleration, center_fraction)
@@ -61,10 +63,9 @@ def equispaced_columns(n_cols: int, acceleration: float, center_fraction: float 
     if acceleration == 1:
         return np.ones(n_cols, dtype=bool)
     denominator = num_low * acceleration - n_cols
-    if num_low == 0 or denominator >= 0:  # centre alone reaches the rate
-        adjusted = acceleration if num_low == 0 else n_cols
-    else:
-        adjusted = acceleration * (num_low - n_cols) / denominator
+    if denominator >= 0:  # the centre alone already reaches n_cols / acceleration
+        return mask
+    adjusted = acceleration * (num_low - n_cols) / denominator
     offset = np.random.default_rng(seed).integers(0, max(1, round(adjusted)))
     picks = np.around(np.arange(offset, n_cols - 1, adjusted)).astype(np.int64)
     mask[picks] = True

@@ -21,21 +21,26 @@ class AstraProjector:
         self._astra = astra
         self.geometry = geometry
         self.projector = projector
-        self._vol = astra.create_vol_geom(geometry.size, geometry.size)
-        self._proj = astra.create_proj_geom("parallel", 1.0, geometry.n_detectors, geometry.angles())
-        self._ids: dict[str, int] = {}
+        self._ids: dict[tuple, int] = {}
 
-    def _projector_id(self, device: torch.device) -> int:
+    def _projector_id(self, views: torch.Tensor | None, device: torch.device) -> int:
         kind = "cuda" if device.type == "cuda" else self.projector
         if kind == "cuda" and not self._astra.use_cuda():
             raise RuntimeError("astra-toolbox was built without CUDA; use the 'matrix' or 'torch' backend on GPU")
-        if kind not in self._ids:
-            self._ids[kind] = self._astra.create_projector(kind, self._proj, self._vol)
-        return self._ids[kind]
+        angles = self.geometry.angles()
+        view_key = None if views is None else tuple(views.tolist())
+        if view_key is not None:
+            angles = angles[list(view_key)]
+        key = (kind, view_key)
+        if key not in self._ids:
+            vol = self._astra.create_vol_geom(self.geometry.size, self.geometry.size)
+            proj = self._astra.create_proj_geom("parallel", 1.0, self.geometry.n_detectors, angles)
+            self._ids[key] = self._astra.create_projector(kind, proj, vol)
+        return self._ids[key]
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, N, N) images -> (B, n_angles, n_detectors) sinograms."""
-        pid = self._projector_id(x.device)
+    def forward(self, x: torch.Tensor, views: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, N, N) images -> (B, V, n_detectors) sinograms (V = all views by default)."""
+        pid = self._projector_id(views, x.device)
         out = []
         for image in x.detach().cpu().numpy().astype(np.float32):
             sid, sino = self._astra.create_sino(image, pid)
@@ -43,19 +48,12 @@ class AstraProjector:
             out.append(sino)
         return torch.from_numpy(np.stack(out)).to(device=x.device, dtype=x.dtype)
 
-    def adjoint(self, y: torch.Tensor) -> torch.Tensor:
-        """(B, n_angles, n_detectors) sinograms -> (B, N, N) back-projections."""
-        pid = self._projector_id(y.device)
+    def adjoint(self, y: torch.Tensor, views: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, V, n_detectors) sinograms -> (B, N, N) back-projections."""
+        pid = self._projector_id(views, y.device)
         out = []
         for sino in y.detach().cpu().numpy().astype(np.float32):
             bid, image = self._astra.create_backprojection(sino, pid)
             self._astra.data2d.delete(bid)
             out.append(image)
         return torch.from_numpy(np.stack(out)).to(device=y.device, dtype=y.dtype)
-
-    def __del__(self) -> None:
-        for pid in getattr(self, "_ids", {}).values():
-            try:
-                self._astra.projector.delete(pid)
-            except Exception:
-                pass

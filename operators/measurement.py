@@ -49,11 +49,19 @@ class Measurement:
         """Lambda as a boolean tensor broadcastable to ``like`` (T's output)."""
         return self.sampling.tensor(tuple(like.shape), like.device)
 
+    def _views(self) -> torch.Tensor | None:
+        """Measured view indices when A can skip unmeasured views (sparse-view CT)."""
+        if isinstance(self.sampling, ViewMask) and isinstance(self.transform, Radon):
+            return self.sampling.indices
+        return None
+
     def A(self, x: torch.Tensor) -> torch.Tensor:
-        return self.P(self.T(x))
+        views = self._views()
+        return self.P(self.T(x)) if views is None else self.transform.forward(x, views)
 
     def A_adjoint(self, y: torch.Tensor) -> torch.Tensor:
-        return self.T_adjoint(self.P_inv(y))
+        views = self._views()
+        return self.T_adjoint(self.P_inv(y)) if views is None else self.transform.adjoint(y, views)
 
     def measure(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """Simulate y = A x + noise (noise only when ``noise_std > 0``)."""

@@ -105,34 +105,40 @@ class _CSRApply(torch.autograd.Function):
 class SparseMatrixProjector:
     """Forward and adjoint Radon transform with a cached astra system matrix.
 
-    Matrices are kept per (device, dtype) and built lazily.
+    Matrices (and row subsets of them for sparse views) are kept per
+    (views, device, dtype) and built lazily.
     """
 
     def __init__(self, geometry: ParallelBeamGeometry, projector: str = "linear"):
         self.geometry = geometry
         self.projector = projector
         self._scipy: scipy.sparse.csr_matrix | None = None
-        self._torch: dict[tuple[str, torch.dtype], tuple[torch.Tensor, torch.Tensor]] = {}
+        self._torch: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
 
-    def _matrices(self, device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
-        key = (str(device), dtype)
+    def _matrices(self, views: torch.Tensor | None, device: torch.device,
+                  dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        view_key = None if views is None else tuple(views.tolist())
+        key = (view_key, str(device), dtype)
         if key not in self._torch:
             if self._scipy is None:
                 self._scipy = load_system_matrix(self.geometry, self.projector)
-            forward = to_torch_csr(self._scipy, device, dtype)
-            adjoint = to_torch_csr(self._scipy.T.tocsr(), device, dtype)
-            self._torch[key] = (forward, adjoint)
+            matrix = self._scipy
+            if views is not None:
+                n_det = self.geometry.n_detectors
+                rows = (views.cpu().numpy()[:, None] * n_det + np.arange(n_det)).ravel()
+                matrix = matrix[rows]
+            self._torch[key] = (to_torch_csr(matrix, device, dtype), to_torch_csr(matrix.T.tocsr(), device, dtype))
         return self._torch[key]
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, N, N) images -> (B, n_angles, n_detectors) sinograms."""
-        w, wt = self._matrices(x.device, x.dtype)
+    def forward(self, x: torch.Tensor, views: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, N, N) images -> (B, V, n_detectors) sinograms (V = all views by default)."""
+        w, wt = self._matrices(views, x.device, x.dtype)
         b = x.shape[0]
-        return _CSRApply.apply(x.reshape(b, -1), w, wt).view(b, *self.geometry.sino_shape)
+        return _CSRApply.apply(x.reshape(b, -1), w, wt).view(b, -1, self.geometry.n_detectors)
 
-    def adjoint(self, y: torch.Tensor) -> torch.Tensor:
-        """(B, n_angles, n_detectors) sinograms -> (B, N, N) back-projections."""
-        w, wt = self._matrices(y.device, y.dtype)
+    def adjoint(self, y: torch.Tensor, views: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, V, n_detectors) sinograms -> (B, N, N) back-projections."""
+        w, wt = self._matrices(views, y.device, y.dtype)
         b = y.shape[0]
         n = self.geometry.size
         return _CSRApply.apply(y.reshape(b, -1), wt, w).view(b, n, n)

@@ -82,23 +82,24 @@ class Radon:
     def size(self) -> int:
         return self.geometry.size
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, 1, N, N) -> (B, 1, n_angles, n_detectors)."""
+    def forward(self, x: torch.Tensor, views: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, 1, N, N) -> (B, 1, V, n_detectors): all n_angles views, or only
+        the view indices ``views`` (V,), computed without the others."""
         _check_image(x, self.size)
-        return self._projector.forward(x[:, 0]).unsqueeze(1)
+        return self._projector.forward(x[:, 0], views).unsqueeze(1)
 
-    def adjoint(self, y: torch.Tensor) -> torch.Tensor:
-        """(B, 1, n_angles, n_detectors) -> (B, 1, N, N), the exact transpose."""
-        self._check_sino(y)
-        return self._projector.adjoint(y[:, 0]).unsqueeze(1)
+    def adjoint(self, y: torch.Tensor, views: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, 1, V, n_detectors) -> (B, 1, N, N), the exact transpose of :meth:`forward`."""
+        self._check_sino(y, self.geometry.n_angles if views is None else len(views))
+        return self._projector.adjoint(y[:, 0], views).unsqueeze(1)
 
     def inverse(self, y: torch.Tensor) -> torch.Tensor:
         """Filtered back-projection of full sinograms, (B, 1, M, D) -> (B, 1, N, N)."""
         self._check_sino(y)
         return fbp(y, self.adjoint, self.window)
 
-    def _check_sino(self, y: torch.Tensor) -> None:
-        shape = (1, *self.geometry.sino_shape)
+    def _check_sino(self, y: torch.Tensor, n_views: int | None = None) -> None:
+        shape = (1, n_views or self.geometry.n_angles, self.geometry.n_detectors)
         if y.dim() != 4 or tuple(y.shape[1:]) != shape:
             raise ValueError(f"expected sinograms of shape (B, {', '.join(map(str, shape))}), got {tuple(y.shape)}")
 

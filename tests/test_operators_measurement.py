@@ -129,3 +129,12 @@ def test_projection_identities():
     lam = m.mask(full)
     assert torch.equal(m.P_inv(m.P(full)), full * lam)
     assert isinstance(m.sampling, ViewMask) and isinstance(m.transform, Radon)
+
+
+@pytest.mark.parametrize("backend", ["matrix", "astra", "torch"])
+def test_sparse_view_fast_path_equals_select_of_full(backend):
+    m = sparse_view_ct(40, 11, backend=backend)
+    x = torch.rand(2, 1, 40, 40)
+    assert torch.allclose(m.A(x), m.P(m.T(x)), atol=1e-4)
+    y = torch.rand_like(m.A(x))
+    assert torch.allclose(m.A_adjoint(y), m.T_adjoint(m.P_inv(y)), atol=1e-3)

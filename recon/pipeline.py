@@ -1,0 +1,218 @@
+"""Shared flow of the reconstruction verbs (`recon ct`, `recon mri`, `recon mar`).
+
+read the input -> build the measurement A -> simulate or load y -> reconstruct
+slice batches with the score prior or a classical method -> write the
+reconstruction in the input's format, a PNG panel and ``metrics.json``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from operators import Measurement
+from recon.errors import InputError
+from recon.units import hu_to_model
+
+
+@dataclass
+class Task:
+    """What distinguishes one reconstruction verb from another.
+
+    Attributes:
+        name: task key of the prior's per-task defaults ("ct-sparse-view", "mri", "ct-mar").
+        modality: "ct" or "mri"; selects the bundled prior and the display window.
+        baseline: the classical method shown beside the score result.
+        methods: the values ``--method`` accepts (besides "score").
+        measurement: builds A for an image side, the parsed arguments and the
+            reference images (B, 1, N, N) (MAR needs them to find the metal).
+        describe: a one-line description of the measurement for outputs.
+    """
+
+    name: str
+    modality: str
+    baseline: str
+    methods: tuple[str, ...]
+    measurement: Callable[[int, argparse.Namespace, torch.Tensor], Measurement]
+    describe: Callable[[argparse.Namespace], str]
+
+
+def add_common_arguments(parser: argparse.ArgumentParser, task_methods: tuple[str, ...]) -> None:
+    """Options shared by every reconstruction verb."""
+    parser.add_argument("input", type=Path, help="DICOM file or folder, NIfTI, fastMRI .h5, .npy/.npz, PNG/TIFF")
+    parser.add_argument("-o", "--output", type=Path, default=Path("out"), help="output folder (default: out/)")
+    parser.add_argument("--method", default="score", choices=("score", *task_methods),
+                        help="score (the learned prior) or a classical baseline (default: score)")
+    parser.add_argument("--sampler", default=None,
+                        help="score sampler (default: the fastest that meets the quality target; "
+                             "pc is the paper's 2000-evaluation predictor-corrector)")
+    parser.add_argument("--steps", type=int, default=None, help="noise levels N (default: the sampler's)")
+    parser.add_argument("--snr", type=float, default=None, help="corrector signal-to-noise ratio (default: the prior's tuned value)")
+    parser.add_argument("--lam", type=float, default=None, help="data-consistency weight lambda in [0, 1] (default: tuned)")
+    parser.add_argument("--samples", type=int, default=1, help="posterior samples K; K > 1 also writes a std map")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--noise", type=float, default=0.0,
+                        help="std of Gaussian noise added to simulated measurements (T's output units)")
+    parser.add_argument("--prior", default=None, help="bundled prior name or checkpoint folder (default: the modality's)")
+    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda when available)")
+    parser.add_argument("--batch-size", type=int, default=8, help="slices reconstructed together")
+    parser.add_argument("--resample", action="store_true",
+                        help="resize slices to the prior's size (and back) when they differ")
+    parser.add_argument("--square", choices=("refuse", "pad", "crop"), default="refuse",
+                        help="what to do with non-square slices (default: refuse)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _device(name: str | None) -> torch.device:
+    if name is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise InputError(f"--device {name}: no CUDA GPU is available")
+    return device
+
+
+def _write_json(path: Path, payload: dict) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".json.tmp")
+    with os.fdopen(fd, "w") as f:
+        json.dump(payload, f, indent=2, default=float)
+    os.replace(tmp, path)
+
+
+def _resize(images: torch.Tensor, size: int) -> torch.Tensor:
+    return torch.nn.functional.interpolate(images, size=(size, size), mode="bilinear", align_corners=False,
+                                           antialias=images.shape[-1] > size)
+
+
+def run(task: Task, args: argparse.Namespace) -> int:
+    """Reconstruct every slice of ``args.input`` for ``task``; returns an exit code."""
+    from recon import io
+    from recon.baselines import BASELINES
+    from recon.metrics import psnr, ssim
+
+    if args.samples < 1:
+        raise InputError(f"--samples must be >= 1, got {args.samples}")
+    if args.batch_size < 1:
+        raise InputError(f"--batch-size must be >= 1, got {args.batch_size}")
+    if args.lam is not None and not 0 <= args.lam <= 1:
+        raise InputError(f"--lam must lie in [0, 1], got {args.lam}")
+    device = _device(args.device)
+    volume = io.read_volume(args.input, modality=task.modality, square=args.square)
+    images = torch.from_numpy(volume.data).float().unsqueeze(1)  # (S, 1, H, W) model units
+    side = images.shape[-1]
+
+    prior = None
+    if args.method == "score":
+        import priors
+
+        prior = priors.load(args.prior or f"{task.modality}-128", device)
+        if prior.meta.get("modality") not in (task.modality, "synthetic"):
+            raise InputError(f"prior {prior.meta.get('id')} was trained on {prior.meta.get('modality')} images, "
+                             f"not {task.modality}")
+        if prior.meta["size"] != side:
+            if not args.resample:
+                raise InputError(f"{args.input}: slices are {side}x{side} but prior {prior.meta['id']} expects "
+                                 f"{prior.meta['size']}x{prior.meta['size']}; pass --resample to resize")
+            images = _resize(images, prior.meta["size"])
+    size = images.shape[-1]
+
+    args.output.mkdir(parents=True, exist_ok=True)
+    generator = torch.Generator(device=device).manual_seed(args.seed)
+    started = time.perf_counter()
+    outputs, baselines, stds, nfe, params = [], [], [], 0, {}
+    for start in range(0, images.shape[0], args.batch_size):
+        x_ref = images[start:start + args.batch_size].to(device)
+        measurement = task.measurement(size, args, x_ref)
+        y = measurement.measure(x_ref, generator)
+        baselines.append(BASELINES[task.baseline](measurement, y).cpu())
+        if prior is None:
+            outputs.append(BASELINES[args.method](measurement, y).cpu())
+            continue
+        from recon.samplers import reconstruct
+
+        result = reconstruct(prior, measurement, y, **_sampler_options(args, task, start))
+        outputs.append(result.mean.cpu())
+        if result.std is not None:
+            stds.append(result.std.cpu())
+        nfe, params = result.nfe, result.params
+    wall = time.perf_counter() - started
+
+    output = torch.cat(outputs)
+    baseline = torch.cat(baselines)
+    std = torch.cat(stds) if stds else None
+    if size != side:
+        output, baseline = _resize(output, side), _resize(baseline, side)
+        std = _resize(std, side) if std is not None else None
+        images = torch.from_numpy(volume.data).float().unsqueeze(1)
+
+    stem = args.input.name.split(".")[0] or "input"
+    method_name = args.method if prior is None else f"score-{params.get('sampler', args.sampler)}"
+    written = io.write_volume(volume, output[:, 0].numpy(), args.output, f"{stem}_{method_name}",
+                              description=f"{method_name} reconstruction, {task.describe(args)}")
+    if std is not None:
+        offset = hu_to_model(0.0) if task.modality == "ct" else 0.0  # so the writer's HU shift leaves std in HU
+        written += io.write_volume(volume, (std[:, 0] + offset).numpy(), args.output, f"{stem}_{method_name}_std",
+                                   description=f"posterior std ({args.samples} samples), {task.describe(args)}")
+
+    metrics = _metrics(output, baseline, images, task, psnr, ssim)
+    middle = output.shape[0] // 2
+    from recon.panel import save_panel
+
+    panel = {"reference": images[middle, 0].numpy(), task.baseline: baseline[middle, 0].numpy(),
+             method_name: output[middle, 0].numpy()}
+    std_scale = 4000.0 if task.modality == "ct" else volume.scale
+    panel_path = save_panel(args.output / f"{stem}_{method_name}.png", panel, task.modality,
+                            error=np.abs(output[middle, 0].numpy() - images[middle, 0].numpy()),
+                            std=None if std is None else std[middle, 0].numpy() * std_scale,
+                            std_unit="HU" if task.modality == "ct" else "",
+                            title=f"{task.describe(args)}; slice {middle + 1}/{output.shape[0]}")
+    report = {
+        "task": task.name, "input": str(args.input), "measurement": task.describe(args),
+        "method": method_name, "prior": None if prior is None else prior.meta.get("id"),
+        "slices": int(output.shape[0]), "size": side, "resampled_to": size if size != side else None,
+        "nfe_per_slice": nfe * args.samples, "wall_time_s": round(wall, 3),
+        "wall_time_per_slice_s": round(wall / output.shape[0], 3),
+        "device": str(device), "host": platform.node(), "parameters": {**vars_json(args), **params},
+        "metrics_note": "PSNR/SSIM: data range 1 on model units, whole image, output clipped to [0, 1]",
+        **metrics, "files": [str(p) for p in [*written, panel_path]],
+    }
+    _write_json(args.output / "metrics.json", report)
+    summary = ", ".join(f"{k} {v:.2f}" for k, v in metrics.get("mean", {}).items())
+    print(f"wrote {len(written) + 2} files to {args.output}" + (f"; {summary}" if summary else ""))
+    return 0
+
+
+def _sampler_options(args: argparse.Namespace, task: Task, slice_offset: int) -> dict:
+    options = {"task": task.name, "n_samples": args.samples, "seed": args.seed + slice_offset,
+               "progress": not args.quiet}
+    for name in ("sampler", "steps", "snr", "lam"):
+        if getattr(args, name) is not None:
+            options[name] = getattr(args, name)
+    return options
+
+
+def _metrics(output, baseline, reference, task, psnr, ssim) -> dict:
+    per_method = {}
+    for name, images in (("method", output), (task.baseline, baseline)):
+        p = np.asarray(psnr(images, reference), dtype=float)
+        s = np.asarray(ssim(images, reference), dtype=float)
+        per_method[name] = {"psnr": p.tolist(), "ssim": s.tolist()}
+    return {"per_slice": per_method,
+            "mean": {"psnr": float(np.mean(per_method["method"]["psnr"])),
+                     "ssim": float(np.mean(per_method["method"]["ssim"])),
+                     f"{task.baseline}_psnr": float(np.mean(per_method[task.baseline]["psnr"])),
+                     f"{task.baseline}_ssim": float(np.mean(per_method[task.baseline]["ssim"]))}}
+
+
+def vars_json(args: argparse.Namespace) -> dict:
+    """The parsed arguments as JSON-friendly values."""
+    return {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k != "func"}

@@ -52,27 +52,30 @@ def add_common_arguments(parser: argparse.ArgumentParser, task_methods: tuple[st
     parser.add_argument("-o", "--output", type=Path, default=Path("out"), help="output folder (default: out/)")
     parser.add_argument("--method", default="score", choices=("score", *task_methods),
                         help="score (the learned prior) or a classical baseline (default: score)")
+    add_sampler_arguments(parser)
+    parser.add_argument("--samples", type=int, default=1, help="posterior samples K; K > 1 also writes a std map")
+    parser.add_argument("--batch-size", type=int, default=8, help="slices reconstructed together")
+    parser.add_argument("--resample", action="store_true",
+                        help="resize slices to the prior's size (and back) when they differ")
+    parser.add_argument("--square", choices=("refuse", "pad", "crop"), default="refuse",
+                        help="what to do with non-square slices (default: refuse)")
+
+
+def add_sampler_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of the score sampler (shared with `recon tune`)."""
     parser.add_argument("--sampler", default=None,
                         help="score sampler (default: the fastest that meets the quality target; "
                              "pc is the paper's 2000-evaluation predictor-corrector)")
     parser.add_argument("--steps", type=int, default=None, help="noise levels N (default: the sampler's)")
     parser.add_argument("--snr", type=float, default=None, help="corrector signal-to-noise ratio (default: the prior's tuned value)")
     parser.add_argument("--lam", type=float, default=None, help="data-consistency weight lambda in [0, 1] (default: tuned)")
-    parser.add_argument("--samples", type=int, default=1, help="posterior samples K; K > 1 also writes a std map")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--noise", type=float, default=0.0,
-                        help="std of Gaussian noise added to simulated measurements (T's output units)")
     parser.add_argument("--prior", default=None, help="bundled prior name or checkpoint folder (default: the modality's)")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda when available)")
-    parser.add_argument("--batch-size", type=int, default=8, help="slices reconstructed together")
-    parser.add_argument("--resample", action="store_true",
-                        help="resize slices to the prior's size (and back) when they differ")
-    parser.add_argument("--square", choices=("refuse", "pad", "crop"), default="refuse",
-                        help="what to do with non-square slices (default: refuse)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
-def _device(name: str | None) -> torch.device:
+def device_from(name: str | None) -> torch.device:
     if name is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)
@@ -105,7 +108,7 @@ def run(task: Task, args: argparse.Namespace) -> int:
         raise InputError(f"--batch-size must be >= 1, got {args.batch_size}")
     if args.lam is not None and not 0 <= args.lam <= 1:
         raise InputError(f"--lam must lie in [0, 1], got {args.lam}")
-    device = _device(args.device)
+    device = device_from(args.device)
     volume = io.read_volume(args.input, modality=task.modality, square=args.square)
     images = torch.from_numpy(volume.data).float().unsqueeze(1)  # (S, 1, H, W) model units
     side = images.shape[-1]

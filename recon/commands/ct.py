@@ -34,11 +34,18 @@ TASK = pipeline.Task(name="ct-sparse-view", modality="ct", baseline="fbp", metho
                      measurement=_measurement, describe=_describe)
 
 
-def register(subparsers) -> None:
-    parser = subparsers.add_parser("ct", help="sparse-view CT reconstruction", description=__doc__,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options that define the sparse-view measurement."""
     parser.add_argument("--projections", type=int, default=23, help="measured views (default: 23)")
     parser.add_argument("--full-views", type=int, default=0,
                         help="views of the full scan the projections are drawn from (default: the image side)")
+    parser.add_argument("--noise", type=float, default=0.0,
+                        help="std of Gaussian noise added to the simulated sinogram (default: 0)")
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("ct", help="sparse-view CT reconstruction", description=__doc__,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(parser)
     pipeline.add_common_arguments(parser, METHODS)
     parser.set_defaults(func=lambda args: pipeline.run(TASK, args))

@@ -34,13 +34,20 @@ TASK = pipeline.Task(name="mri", modality="mri", baseline="zero-filled", methods
                      measurement=_measurement, describe=_describe)
 
 
-def register(subparsers) -> None:
-    parser = subparsers.add_parser("mri", help="undersampled MRI reconstruction", description=__doc__,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options that define the k-space sampling."""
     parser.add_argument("--accel", type=float, default=8.0, help="acceleration (default: 8)")
     parser.add_argument("--center-fraction", type=float, default=None,
                         help="fully sampled centre fraction (default: 0.08 below 8x, 0.04 at 8x and above)")
     parser.add_argument("--mask", choices=("equispaced", "random"), default="equispaced")
     parser.add_argument("--mask-seed", type=int, default=0, help="seed of the mask's offset / random columns")
+    parser.add_argument("--noise", type=float, default=0.0,
+                        help="std of complex Gaussian noise added to the simulated k-space (default: 0)")
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("mri", help="undersampled MRI reconstruction", description=__doc__,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(parser)
     pipeline.add_common_arguments(parser, METHODS)
     parser.set_defaults(func=lambda args: pipeline.run(TASK, args))

@@ -1,0 +1,159 @@
+"""Reading and writing CT and MR images in real units.
+
+``read_volume`` turns a DICOM file or series folder, a NIfTI file, a fastMRI
+HDF5 file, a .npy/.npz array or a PNG/TIFF picture into a :class:`Volume`
+of (S, H, W) float32 slices in model units (see :mod:`recon.units`);
+``write_volume`` writes a result back in the input's family of formats and
+real units (DICOM in HU, NIfTI with the same affine, ...); ``write_png``
+writes a windowed 8-bit preview. Problems with the input raise
+:class:`recon.errors.InputError` with a one-line message naming the file.
+
+Output formats: DICOM -> DICOM (one file per input file); NIfTI -> NIfTI
+(same suffix); fastMRI -> fastMRI-style HDF5 with a ``reconstruction``
+dataset; .npy/.npz -> .npy; PNG/TIFF -> float32 TIFF plus a PNG preview of
+the middle slice. Values are in real units (HU for CT, the input's magnitude
+for MR) except in the PNG preview.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from recon.errors import InputError
+from recon.io.arrays import TIFF_SUFFIXES, read_npy, read_npz, read_png, read_tiff, write_npy, write_tiff
+from recon.io.atomic import atomic_outputs, atomic_path
+from recon.io.dicom import dicom_names, is_dicom_file, read_dicom, write_dicom
+from recon.io.fastmri import is_hdf5_name, read_fastmri, write_fastmri
+from recon.io.nifti import is_nifti_name, read_nifti, write_nifti
+from recon.io.preview import CT_WINDOWS, to_display, to_uint8, write_png
+from recon.io.shape import check_values, make_square, restore_grid
+from recon.io.volume import Volume
+from recon.units import hu_to_model, model_to_hu, robust_scale
+
+__all__ = ["Volume", "read_volume", "write_volume", "write_png", "to_display", "to_uint8", "CT_WINDOWS",
+           "detect_format", "atomic_path", "atomic_outputs"]
+
+MODALITIES = ("ct", "mri")
+AIR_FLOOR_HU = -1024.0  # CT numbers below this (padding outside the field of view) are read as air
+DICOM_SUFFIXES = (".dcm", ".dicom", ".ima")
+ARRAY_READERS = {"npy": read_npy, "npz": read_npz, "png": read_png, "tiff": read_tiff}
+
+
+def detect_format(path: Path) -> str:
+    """The format name of ``path`` from its type, suffix and, for DICOM, its ``DICM`` marker."""
+    if path.is_dir():
+        return "dicom"
+    suffix = path.suffix.lower()
+    if is_nifti_name(path):
+        return "nifti"
+    if is_hdf5_name(path):
+        return "fastmri"
+    if suffix in (".npy", ".npz", ".png"):
+        return suffix[1:]
+    if suffix in TIFF_SUFFIXES:
+        return "tiff"
+    if suffix in DICOM_SUFFIXES or is_dicom_file(path):
+        return "dicom"
+    raise InputError(f"{path}: unrecognised file type; expected DICOM, NIfTI (.nii, .nii.gz), fastMRI (.h5), "
+                     f".npy, .npz, .png or .tif")
+
+
+def _read_real(path: Path, fmt: str, modality: str | None) -> tuple[np.ndarray, str, dict, np.ndarray | None]:
+    """Dispatch to the format reader; returns (real-unit stack, modality, meta, kspace)."""
+    if fmt == "dicom":
+        stack, meta, found = read_dicom(path)
+        if modality is None and found is None:
+            kind = meta["datasets"][0].get("Modality", "unknown")
+            raise InputError(f"{path}: DICOM modality '{kind}' is neither CT nor MR; say which it is (ct or mri)")
+        if modality is not None and found is not None and found != modality:
+            raise InputError(f"{path}: this is a {found.upper()} image, not {modality.upper()}")
+        return stack, modality or found, meta, None
+    if fmt == "nifti":
+        stack, meta = read_nifti(path)
+        return stack, modality or "mri", meta, None
+    if fmt == "fastmri":
+        if modality == "ct":
+            raise InputError(f"{path}: a fastMRI file holds MR data, not CT")
+        stack, meta, kspace = read_fastmri(path)
+        return stack, "mri", meta, kspace
+    modality = modality or "ct"
+    return ARRAY_READERS[fmt](path, modality), modality, {}, None
+
+
+def read_volume(path: Path | str, modality: str | None = None, square: str = "refuse") -> Volume:
+    """Read an image file or DICOM series folder into model units.
+
+    ``modality`` (``ct`` or ``mri``) is inferred when None: from the DICOM
+    Modality tag; NIfTI and fastMRI are MR; arrays and pictures default to
+    CT. CT numbers below -1024 HU (padding outside the scanner's field of
+    view) are read as -1024. ``square`` says what to do with non-square slices: ``refuse``
+    (InputError), ``pad`` (zeros around) or ``crop`` (centred); the writers
+    undo it. Returns a :class:`Volume` with (S, H, W) float32 ``data``.
+    """
+    path = Path(path)
+    if modality is not None and modality not in MODALITIES:
+        raise InputError(f"unknown modality {modality!r}; choose ct or mri")
+    if not path.exists():
+        raise InputError(f"{path}: no such file or folder")
+    fmt = detect_format(path)
+    real, modality, meta, kspace = _read_real(path, fmt, modality)
+    check_values(real, path)
+    if modality == "ct":
+        model, scale = hu_to_model(np.maximum(real, AIR_FLOOR_HU)), 1.0
+    else:
+        model, scale = robust_scale(real)
+    model, meta["square"] = make_square(model.astype(np.float32), path, square)
+    meta.setdefault("files", [path])
+    return Volume(data=model, modality=modality, source=path, format=fmt, scale=float(scale), meta=meta,
+                  kspace=kspace)
+
+
+def _stack_of(data, like: Volume) -> np.ndarray:
+    """Accept (H, W), (S, H, W) or (S, 1, H, W), numpy or torch; check it matches ``like``."""
+    if hasattr(data, "detach"):
+        data = data.detach().cpu().numpy()
+    data = np.asarray(data, dtype=np.float64)
+    if data.ndim == 4 and data.shape[1] == 1:
+        data = data[:, 0]
+    if data.ndim == 2:
+        data = data[None]
+    if data.shape != like.data.shape:
+        raise ValueError(f"result shape {data.shape} does not match the input volume {like.data.shape}")
+    if not np.isfinite(data).all():
+        raise ValueError("result contains NaN or Inf values; nothing written")
+    return data
+
+
+def _output_names(like: Volume, stem: str) -> list[str]:
+    if like.format == "dicom":
+        return dicom_names(like.meta, stem)
+    if like.format == "nifti":
+        return [stem + (".nii.gz" if like.source.name.lower().endswith(".gz") else ".nii")]
+    if like.format == "fastmri":
+        return [f"{stem}.h5"]
+    if like.format in ("npy", "npz"):
+        return [f"{stem}.npy"]
+    return [f"{stem}.tiff", f"{stem}.png"]
+
+
+def write_volume(like: Volume, data, out_dir: Path | str, stem: str, description: str) -> list[Path]:
+    """Write ``data`` (S, H, W) in model units next to nothing else: into ``out_dir``,
+    in ``like``'s family of formats and real units, atomically (all files or
+    none). Refuses to replace any input file. Returns the written paths."""
+    model = restore_grid(_stack_of(data, like), like.meta.get("square"))
+    real = model_to_hu(model) if like.modality == "ct" else model * like.scale
+    paths = [Path(out_dir) / name for name in _output_names(like, stem)]
+    with atomic_outputs(paths, inputs=like.meta.get("files", [like.source])) as temps:
+        if like.format == "dicom":
+            write_dicom(like.meta, real, temps, description)
+        elif like.format == "nifti":
+            write_nifti(like.meta, real, temps[0], description)
+        elif like.format == "fastmri":
+            write_fastmri(like.meta, real, temps[0], description)
+        elif like.format in ("npy", "npz"):
+            write_npy(real, temps[0])
+        else:
+            write_tiff(real, temps[0], description)
+            write_png(temps[1], model[model.shape[0] // 2], like.modality)
+    return paths

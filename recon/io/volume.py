@@ -1,0 +1,35 @@
+"""The :class:`Volume` record that every reader returns and every writer takes."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+
+@dataclass
+class Volume:
+    """A stack of 2-D slices in model units, with what is needed to write it back.
+
+    ``data`` is (S, H, W) float32 in model units: CT ``(HU + 1000) / 4000``,
+    MR ``magnitude / scale``. ``format`` is one of ``dicom``, ``nifti``,
+    ``fastmri``, ``npy``, ``npz``, ``png``, ``tiff``. ``meta`` holds what the
+    writer of that format needs (DICOM datasets, NIfTI affine and header,
+    HDF5 attributes, how the slices were squared). ``kspace`` is the complex
+    single-coil k-space (S, H', W') of a fastMRI file when present, in the
+    file's units (divide by ``scale`` for model units); note that fastMRI
+    k-space is usually oversampled (e.g. 640 x 368) while the reference
+    reconstruction is cropped to 320 x 320.
+    """
+
+    data: np.ndarray
+    modality: str
+    source: Path
+    format: str
+    scale: float = 1.0
+    meta: dict = field(default_factory=dict)
+    kspace: np.ndarray | None = None
+
+    @property
+    def n_slices(self) -> int:
+        return int(self.data.shape[0])

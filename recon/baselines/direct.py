@@ -1,0 +1,51 @@
+"""Direct (one-shot) reconstructions: FBP for CT, zero-filled inverse FFT for MRI."""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from operators import Fourier, Measurement, Radon, ViewMask, ifft2c
+from operators.fbp import filter_sinogram
+
+
+def fbp(measurement: Measurement, y: torch.Tensor, window: str | None = None) -> torch.Tensor:
+    """Filtered back-projection of the measured data, (B, 1, N, N).
+
+    Sparse-view CT (a :class:`operators.ViewMask`): the standard sparse-view
+    FBP, i.e. the ramp-filtered measured views back-projected over those views
+    only and scaled by pi / n_measured_views (not the zero-filled full
+    sinogram, whose missing views would simply darken the image). Any other
+    mask (e.g. a metal trace): FBP of the zero-filled full sinogram,
+    ``T^-1 P^-1 y``.
+
+    Args:
+        measurement: a CT measurement (its transform is a :class:`operators.Radon`).
+        y: measurements, (B, 1, n_views, n_detectors) for sparse views.
+        window: ramp window (default: the Radon transform's own).
+    """
+    radon = measurement.transform
+    if not isinstance(radon, Radon):
+        raise ValueError("fbp needs a CT measurement (a Radon transform)")
+    window = radon.window if window is None else window
+    if isinstance(measurement.sampling, ViewMask):
+        views = measurement.sampling.indices
+        return radon.adjoint(filter_sinogram(y, window), views) * (math.pi / len(views))
+    return radon.adjoint(filter_sinogram(measurement.P_inv(y), window)) * (math.pi / radon.geometry.n_angles)
+
+
+def zero_filled(measurement: Measurement, y: torch.Tensor, magnitude: bool = False) -> torch.Tensor:
+    """Zero-filled reconstruction ``T^-1 P^-1 y``, (B, 1, N, N) real.
+
+    Args:
+        magnitude: return |T^-1 P^-1 y| instead of its real part. The default,
+            the real part, is the least-squares reconstruction under the
+            project's real-image MRI model (and what ``Fourier(real=True)``
+            returns); the magnitude is the usual clinical display.
+    """
+    if magnitude:
+        if not isinstance(measurement.transform, Fourier):
+            raise ValueError("magnitude=True needs an MRI measurement (a Fourier transform)")
+        return ifft2c(measurement.P_inv(y)).abs()
+    out = measurement.T_inv(measurement.P_inv(y))
+    return out.real if out.is_complex() else out

@@ -1,0 +1,80 @@
+"""Unregularised iterative reconstructions: SIRT and CGLS.
+
+Both are regularised only by stopping early; the iteration count is the
+tuning parameter. Batched over images on the device of ``y``.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+from operators import Measurement
+from recon.baselines.fista_tv import zeros_like_image
+
+
+def _per_image(v: torch.Tensor) -> torch.Tensor:
+    """Sum of |v|^2 over all but the batch dimension, shaped (B, 1, 1, 1)."""
+    return v.abs().pow(2).flatten(1).sum(1).view(-1, 1, 1, 1)
+
+
+def sirt(measurement: Measurement, y: torch.Tensor, n_iter: int = 100, relaxation: float = 1.0,
+         nonneg: bool = True, callback: Callable[[int, torch.Tensor], None] | None = None) -> torch.Tensor:
+    """Simultaneous iterative reconstruction technique, (B, 1, N, N).
+
+    ``x <- x + relaxation * C A^T R (y - A x)`` with R = 1 / row sums (A 1)
+    and C = 1 / column sums (A^T 1) of the non-negative system matrix, from
+    x = 0 (entries with zero sums are left out). Meant for CT.
+
+    Args:
+        n_iter: iterations (the regulariser; the default was tuned for
+            sparse-view CT at 128x128, see ``benchmarks/classical.py``).
+        relaxation: step factor in (0, 2).
+        nonneg: clip to x >= 0 after each step.
+        callback: ``callback(k, x_k)`` after each iteration.
+    """
+    x = zeros_like_image(measurement, y)
+    row = measurement.A(torch.ones_like(x)).real
+    col = measurement.A_adjoint(torch.ones_like(y)).real
+    inv_row = torch.where(row > 1e-8, 1.0 / row.clamp(min=1e-8), torch.zeros_like(row))
+    inv_col = torch.where(col > 1e-8, 1.0 / col.clamp(min=1e-8), torch.zeros_like(col))
+    for k in range(n_iter):
+        x = x + relaxation * inv_col * measurement.A_adjoint(inv_row * (y - measurement.A(x)))
+        if nonneg:
+            x = x.clamp(min=0.0)
+        if callback is not None:
+            callback(k, x)
+    return x
+
+
+def cgls(measurement: Measurement, y: torch.Tensor, n_iter: int = 20,
+         callback: Callable[[int, torch.Tensor], None] | None = None) -> torch.Tensor:
+    """Conjugate gradients on the normal equations A^H A x = A^H y (CGLS), from x = 0.
+
+    Minimises ||A x - y||^2 over real images; each image of the batch has its
+    own step sizes. Works for CT and MRI.
+
+    Args:
+        n_iter: iterations (the regulariser; default tuned for sparse-view CT at
+            128x128, see ``benchmarks/classical.py``).
+        callback: ``callback(k, x_k)`` after each iteration.
+    """
+    x = zeros_like_image(measurement, y)
+    r = y.clone()
+    s = measurement.A_adjoint(r)
+    p = s
+    gamma = _per_image(s)
+    for k in range(n_iter):
+        q = measurement.A(p)
+        qq = _per_image(q)
+        alpha = torch.where(qq > 0, gamma / qq.clamp(min=1e-30), torch.zeros_like(qq))
+        x = x + alpha * p
+        r = r - alpha.to(r.dtype) * q
+        s = measurement.A_adjoint(r)
+        gamma_next = _per_image(s)
+        beta = torch.where(gamma > 0, gamma_next / gamma.clamp(min=1e-30), torch.zeros_like(gamma))
+        p = s + beta * p
+        gamma = gamma_next
+        if callback is not None:
+            callback(k, x)
+    return x

@@ -1,8 +1,6 @@
 """The PNG panel every reconstruction writes: reference | baseline | method | |error| [| std]."""
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import matplotlib
@@ -10,6 +8,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+
+from recon.io import atomic_path  # noqa: E402
 
 # Display windows in model units: CT soft tissue (W 400, L 40 HU) and MRI [0, 1].
 CT_WINDOW = ((40 - 200 + 1000) / 4000, (40 + 200 + 1000) / 4000)
@@ -38,10 +38,7 @@ def save_panel(path: Path, images: dict[str, np.ndarray], modality: str,
     if title:
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".png.tmp")
-    os.close(fd)
-    fig.savefig(tmp, dpi=110, format="png")
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
     plt.close(fig)
-    os.replace(tmp, path)
-    return path
+    return Path(path)

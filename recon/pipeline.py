@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,10 +83,10 @@ def device_from(name: str | None) -> torch.device:
 
 
 def _write_json(path: Path, payload: dict) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".json.tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(payload, f, indent=2, default=float)
-    os.replace(tmp, path)
+    from recon.io import atomic_path
+
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(payload, indent=2, default=float))
 
 
 def _resize(images: torch.Tensor, size: int) -> torch.Tensor:
@@ -128,7 +126,6 @@ def run(task: Task, args: argparse.Namespace) -> int:
             images = _resize(images, prior.meta["size"])
     size = images.shape[-1]
 
-    args.output.mkdir(parents=True, exist_ok=True)
     generator = torch.Generator(device=device).manual_seed(args.seed)
     started = time.perf_counter()
     outputs, baselines, stds, nfe, params = [], [], [], 0, {}
@@ -157,6 +154,7 @@ def run(task: Task, args: argparse.Namespace) -> int:
         std = _resize(std, side) if std is not None else None
         images = torch.from_numpy(volume.data).float().unsqueeze(1)
 
+    args.output.mkdir(parents=True, exist_ok=True)
     stem = args.input.name.split(".")[0] or "input"
     method_name = args.method if prior is None else f"score-{params.get('sampler', args.sampler)}"
     written = io.write_volume(volume, output[:, 0].numpy(), args.output, f"{stem}_{method_name}",

@@ -12,8 +12,6 @@ reconstruction predicts the held-out measurements (relative squared error).
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -22,6 +20,7 @@ import numpy as np
 import torch
 
 from operators import BooleanMask, Measurement
+from recon.io import atomic_path
 
 # Search ranges of the paper (DESIGN.md section 1): lambda in [0, 1]; snr in
 # [0, 0.4] for CT and [0.2, 0.8] for MRI.
@@ -86,11 +85,8 @@ def _load_dump(path: Path | None) -> list[dict[str, float]]:
 def _save_dump(path: Path | None, history: list[dict[str, float]], meta: dict) -> None:
     if path is None:
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".json.tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump({"meta": meta, "history": history}, f, indent=2)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps({"meta": meta, "history": history}, indent=2))
 
 
 def tune(objective: Callable[[float, float], float], snr_range: tuple[float, float], calls: int = 40,
@@ -147,9 +143,7 @@ def save_convergence_plot(result: TuneResult, path: Path, metric: str) -> Path:
     ax.set_title(f"best lambda {result.best['lam']:.3f}, snr {result.best['snr']:.3f}", fontsize=9)
     ax.legend()
     fig.tight_layout()
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".png.tmp")
-    os.close(fd)
-    fig.savefig(tmp, dpi=110, format="png")
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
     plt.close(fig)
-    os.replace(tmp, path)
     return path

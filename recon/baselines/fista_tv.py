@@ -167,7 +167,11 @@ def fista_tv(measurement: Measurement, y: torch.Tensor, lam: float = 0.002, n_it
     return fista(measurement, y, prox, n_iter, callback=callback)
 
 
-def tv_objective(measurement: Measurement, y: torch.Tensor, x: torch.Tensor, lam: float) -> torch.Tensor:
-    """F(x) = 1/(2L) ||A x - y||^2 + lam TV(x) per image, (B,), as minimised by :func:`fista_tv`."""
-    lipschitz = operator_norm_sq(measurement, x).flatten()
-    return data_misfit(measurement, x, y) / (2 * lipschitz) + lam * tv(x)
+def tv_objective(measurement: Measurement, y: torch.Tensor, x: torch.Tensor, lam: float,
+                 lipschitz: torch.Tensor | None = None) -> torch.Tensor:
+    """F(x) = 1/(2L) ||A x - y||^2 + lam TV(x) per image, (B,), as minimised by :func:`fista_tv`.
+
+    ``lipschitz`` is L from :func:`operator_norm_sq` (computed when not given).
+    """
+    lipschitz = operator_norm_sq(measurement, x) if lipschitz is None else lipschitz
+    return data_misfit(measurement, x, y) / (2 * lipschitz.flatten()) + lam * tv(x)

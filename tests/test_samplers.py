@@ -1,0 +1,168 @@
+"""Sampler mechanics: registry, NFE, seeds, defaults, data-consistency forms, errors, devices."""
+import pytest
+import torch
+
+import operators
+from conftest import cuda_only
+from operators.masks import BooleanMask
+from priors.analytic import GaussianPrior, squared_exponential_basis
+from recon.errors import InputError
+from recon.samplers import SAMPLERS, reconstruct, sampler_defaults
+from recon.samplers.consistency import DataConsistency, noisy_measurement, project, proximal_step
+
+SIZE = 16
+
+
+class CountingPrior:
+    """Wraps a prior and counts every image it scores."""
+
+    def __init__(self, prior):
+        self.prior, self.sde, self.meta, self.images, self.grad_enabled = prior, prior.sde, prior.meta, 0, False
+
+    def score(self, x, sigma):
+        self.images += x.shape[0]
+        self.grad_enabled |= torch.is_grad_enabled()
+        return self.prior.score(x, sigma)
+
+
+@pytest.fixture(scope="module")
+def prior():
+    vecs, vals = squared_exponential_basis(SIZE, 2.5, 0.3, 0.02)
+    return GaussianPrior(torch.full((SIZE * SIZE,), 0.2), vecs, vals,
+                         defaults={"mri": {"snr": 0.3, "lam": 0.9, "langevin": {"snr": 0.2, "rho": 0.5}}})
+
+
+def mri_problem(prior, batch=2, noise_std=0.0):
+    m = operators.undersampled_mri(SIZE, 4, noise_std=noise_std)
+    return m, m.measure(prior.sample(batch, torch.Generator().manual_seed(5)).float(),
+                        torch.Generator().manual_seed(6))
+
+
+def test_registry_holds_the_four_samplers():
+    assert set(SAMPLERS) == {"pc", "ald", "langevin", "score-sde"}
+
+
+@pytest.mark.parametrize("sampler,levels_factor", [("pc", 2), ("score-sde", 2), ("ald", 3), ("langevin", 3)])
+def test_every_sampler_runs_and_counts_network_evaluations_the_same_way(prior, sampler, levels_factor):
+    m, y = mri_problem(prior)
+    counting = CountingPrior(prior)
+    steps, k = 7, 3
+    result = reconstruct(counting, m, y, sampler, steps=steps, n_samples=k, progress=False)
+    # corrector_steps defaults: 1 (pc, score-sde: plus one predictor call) and 3 (ald, langevin)
+    assert result.nfe == steps * levels_factor + 1  # + the final Tweedie denoise
+    assert counting.images == result.nfe * k * y.shape[0]  # per image per sample
+    assert result.params["nfe"] == result.nfe and result.params["sampler"] == sampler
+    assert result.samples.shape == (k, 2, 1, SIZE, SIZE) and result.mean.shape == (2, 1, SIZE, SIZE)
+    assert torch.isfinite(result.samples).all()
+    assert torch.allclose(result.std, result.samples.std(0)) and torch.allclose(result.mean, result.samples.mean(0))
+    assert not counting.grad_enabled  # score calls build no autograd graph
+
+
+def test_corrector_steps_change_the_count(prior):
+    m, y = mri_problem(prior, batch=1)
+    assert reconstruct(prior, m, y, "pc", steps=5, corrector_steps=3, progress=False).nfe == 5 * 4 + 1
+    assert reconstruct(prior, m, y, "ald", steps=5, corrector_steps=1, progress=False).nfe == 5 + 1
+
+
+def test_same_seed_same_output_and_different_seed_different_output(prior):
+    m, y = mri_problem(prior)
+    for sampler in SAMPLERS:
+        a = reconstruct(prior, m, y, sampler, steps=6, seed=3, progress=False)
+        b = reconstruct(prior, m, y, sampler, steps=6, seed=3, progress=False)
+        c = reconstruct(prior, m, y, sampler, steps=6, seed=4, progress=False)
+        assert torch.equal(a.mean, b.mean)
+        assert not torch.allclose(a.mean, c.mean)
+    assert a.std is None and a.samples.shape[0] == 1
+
+
+def test_defaults_come_from_the_prior_then_the_published_values(prior):
+    m, y = mri_problem(prior, batch=1)
+    params = reconstruct(prior, m, y, "pc", steps=2, task="mri", progress=False).params
+    assert (params["snr"], params["lam"]) == (0.3, 0.9)
+    params = reconstruct(prior, m, y, "langevin", steps=2, task="mri", progress=False).params
+    assert (params["snr"], params["rho"]) == (0.2, 0.5)
+    assert sampler_defaults(prior, "pc", "ct-sparse-view") == {"snr": 0.246, "lam": 0.841}
+    assert sampler_defaults(prior, "score-sde", "mri") == {"snr": 0.608, "rho": 1.231}
+    params = reconstruct(prior, m, y, "pc", steps=2, task="mri", snr=0.1, lam=0.5, progress=False).params
+    assert (params["snr"], params["lam"], params["form"]) == (0.1, 0.5, "residual")
+    assert {"sampler", "steps", "corrector_steps", "snr", "lam", "form", "seed", "n_samples", "sigma_max",
+            "sigma_min", "prior", "final_projection", "device", "nfe"} <= set(params)
+
+
+def test_noisy_data_skips_the_final_projection(prior):
+    m, y = mri_problem(prior, noise_std=0.05)
+    result = reconstruct(prior, m, y, "pc", steps=5, lam=0.8, progress=False)
+    assert result.params["final_projection"] is False
+
+
+def test_callback_sees_every_level(prior):
+    m, y = mri_problem(prior, batch=1)
+    seen = []
+    reconstruct(prior, m, y, "pc", steps=4, progress=False, callback=lambda i, n, x: seen.append((i, n, x.shape)))
+    assert [s[:2] for s in seen] == [(i, 4) for i in range(4)]
+
+
+def test_per_image_masks_run_samples_one_at_a_time(prior):
+    # A metal-trace-like mask differs per image, so K samples cannot share one batch.
+    full = torch.rand(2, 1, SIZE, SIZE, generator=torch.Generator().manual_seed(0)) > 0.5
+    m = operators.Measurement(operators.Fourier(), BooleanMask(full))
+    y = m.measure(prior.sample(2, torch.Generator().manual_seed(1)).float())
+    result = reconstruct(prior, m, y, "pc", steps=5, lam=1.0, n_samples=3, progress=False)
+    assert result.samples.shape == (3, 2, 1, SIZE, SIZE)
+    for sample_k in result.samples:
+        assert float((m.A(sample_k) - y).norm() / y.norm()) < 1e-3
+
+
+def test_forms_agree_for_fourier_and_differ_for_fbp():
+    x = torch.rand(2, 1, SIZE, SIZE, generator=torch.Generator().manual_seed(0))
+    truth = torch.rand(2, 1, SIZE, SIZE, generator=torch.Generator().manual_seed(1))
+    for m, same in ((operators.undersampled_mri(SIZE, 4), True), (operators.sparse_view_ct(SIZE, 5), False)):
+        y = m.A(truth)
+        y_t = noisy_measurement(m, y, 0.3, x, torch.Generator().manual_seed(2))
+        projection = proximal_step(m, x, y_t, 0.7, "projection")
+        residual = proximal_step(m, x, y_t, 0.7, "residual")
+        assert torch.allclose(projection, residual, atol=1e-5) == same
+        assert torch.allclose(proximal_step(m, x, y_t, 0.0, "residual"), x)
+    m = operators.undersampled_mri(SIZE, 4)
+    assert DataConsistency(m, m.A(truth), 0.0)(x, 1.0) is x
+    y_t = noisy_measurement(m, m.A(truth), 0.3, x, torch.Generator().manual_seed(2))
+    # lam = 1 with T^-1 = Re F^-1 puts k-space exactly on y_t where a column's conjugate partner
+    # (index (W - k) mod W of the centred FFT) is measured too; on unpaired columns only halfway.
+    columns = m.mask(y_t)[0, 0, 0]
+    paired = columns & columns[(SIZE - torch.arange(SIZE)) % SIZE]
+    assert 0 < int(paired.sum()) < int(columns.sum())
+    fitted = m.A(proximal_step(m, x, y_t, 1.0, "residual"))
+    assert torch.allclose(fitted[..., paired], y_t[..., paired], atol=1e-5)
+    assert not torch.allclose(fitted, y_t, atol=1e-3)
+
+
+def test_project_solves_the_constraint_and_stays_close():
+    size = 32
+    m = operators.sparse_view_ct(size, 8)
+    truth = torch.rand(1, 1, size, size, generator=torch.Generator().manual_seed(0))
+    y = m.A(truth)
+    x = truth + 0.05 * torch.randn(1, 1, size, size, generator=torch.Generator().manual_seed(1))
+    projected, info = project(m, x, y, tol=1e-6)
+    assert info["relative_residual"] < 1e-4
+    assert float((projected - truth).norm()) <= float((x - truth).norm())  # a projection onto a set holding truth
+    assert projected.dtype == torch.float32
+
+
+def test_bad_options_are_input_errors(prior):
+    m, y = mri_problem(prior, batch=1)
+    for kwargs in ({"sampler": "ddim"}, {"lam": 1.5}, {"steps": 0}, {"n_samples": 0}, {"form": "other"},
+                   {"snr": -1.0}, {"step_norm": "pixel"}):
+        with pytest.raises(InputError):
+            reconstruct(prior, m, y, **{"steps": 2, "progress": False, **kwargs})
+    wrong_size = operators.undersampled_mri(8, 4)
+    with pytest.raises(InputError, match="16x16"):
+        reconstruct(prior, wrong_size, wrong_size.A(torch.zeros(1, 1, 8, 8)), steps=2, progress=False)
+
+
+@cuda_only
+def test_runs_on_the_measurement_device(prior):
+    m, y = mri_problem(prior)
+    a = reconstruct(prior, m, y.cuda(), "pc", steps=5, seed=1, progress=False)
+    b = reconstruct(prior, m, y.cuda(), "pc", steps=5, seed=1, progress=False)
+    assert a.mean.device.type == "cuda" and torch.equal(a.mean, b.mean)
+    assert float((m.A(a.mean) - y.cuda()).norm() / y.norm()) < 1e-3

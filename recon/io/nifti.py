@@ -44,10 +44,13 @@ def read_nifti(path: Path) -> tuple[np.ndarray, dict]:
         data = np.asarray(image.dataobj, dtype=np.float64).reshape(shape + (1,) * (3 - len(shape)))
     except (OSError, EOFError, ValueError, TypeError) as exc:
         raise InputError(f"{path}: unreadable NIfTI data ({str(exc).splitlines()[0]})") from None
-    ornt = io_orientation(image.affine)
-    canonical = apply_orientation(data, ornt)
-    stack = np.flip(np.transpose(canonical, (2, 1, 0)), axis=1)
-    return np.ascontiguousarray(stack), {"image": image, "ndim": len(shape), "ornt": ornt}
+    return axial_stack(data, image.affine), {"image": image, "ndim": len(shape), "ornt": io_orientation(image.affine)}
+
+
+def axial_stack(data: np.ndarray, affine: np.ndarray) -> np.ndarray:
+    """(X, Y, Z) voxel array with its affine -> (S, H, W) axial slices, anterior up."""
+    canonical = apply_orientation(data, io_orientation(affine))
+    return np.ascontiguousarray(np.flip(np.transpose(canonical, (2, 1, 0)), axis=1))
 
 
 def write_nifti(meta: dict, real: np.ndarray, path: Path, description: str) -> None:

@@ -113,9 +113,9 @@ class _Body:
 
     @classmethod
     def random(cls, rng: np.random.Generator) -> "_Body":
-        half_width = rng.uniform(0.72, 0.92)
-        return cls(half_width, half_width * rng.uniform(0.62, 0.84), rng.uniform(2.0, 2.4), rng.uniform(2.6, 3.4),
-                   _wobble(rng, 0.03), rng.uniform(0.03, 0.12), rng.uniform(0, 2 * np.pi), rng.uniform(0.035, 0.06))
+        half_width = rng.uniform(0.76, 0.94)
+        return cls(half_width, half_width * rng.uniform(0.66, 0.86), rng.uniform(2.0, 2.4), rng.uniform(2.6, 3.4),
+                   _wobble(rng, 0.03), rng.uniform(0.02, 0.10), rng.uniform(0, 2 * np.pi), rng.uniform(0.03, 0.05))
 
     @property
     def scale(self) -> float:
@@ -134,7 +134,7 @@ class _Body:
     def cavity_radius(self, theta):
         """``rho`` of the inner surface of the chest wall."""
         back = np.maximum(np.sin(theta), 0.0)
-        return 1.0 - self.skin - self.fat_depth(theta) - self.muscle * (1.0 + 0.3 * np.sin(theta) ** 2 + 1.5 * back ** 4)
+        return 1.0 - self.skin - self.fat_depth(theta) - self.muscle * (1.0 + 0.3 * np.sin(theta) ** 2 + 1.2 * back ** 4)
 
     def point(self, theta: float, rho: float) -> tuple[float, float]:
         """Frame coordinates of the point at angle ``theta`` and normalised radius ``rho``."""

@@ -67,7 +67,8 @@ def _read_real(path: Path, fmt: str, modality: str | None) -> tuple[np.ndarray, 
             kind = meta["datasets"][0].get("Modality", "unknown")
             raise InputError(f"{path}: DICOM modality '{kind}' is neither CT nor MR; say which it is (ct or mri)")
         if modality is not None and found is not None and found != modality:
-            raise InputError(f"{path}: this is a {found.upper()} image, not {modality.upper()}")
+            tag = {"ct": "CT", "mri": "MR"}
+            raise InputError(f"{path}: DICOM Modality is {tag[found]}, not {tag[modality]}")
         return stack, modality or found, meta, None
     if fmt == "nifti":
         stack, meta = read_nifti(path)

@@ -9,8 +9,10 @@ import torch
 
 import recon.data.build
 from recon.cli import main
-from recon.data import SliceDataset, build_dataset, read_manifest
+from recon.data import SliceDataset, build_dataset, read_manifest, thorax_phantom
+from recon.data.build import item_seed
 from recon.io import read_volume
+from recon.units import model_to_hu
 
 MANIFEST_KEYS = {"modality", "size", "counts", "seeds", "source", "splits", "intensity", "generator", "created"}
 
@@ -94,6 +96,11 @@ def test_examples(tmp_path, capsys):
     assert main(["data", "examples", "-o", str(tmp_path / "examples")]) == 0
     ct = read_volume(tmp_path / "examples" / "CT_small.dcm")
     assert ct.modality == "ct" and ct.data.shape == (1, 128, 128)
+    phantom = read_volume(tmp_path / "examples" / "phantom_ct.dcm")
+    expected = thorax_phantom(128, item_seed(0, "test", 0))
+    assert phantom.modality == "ct" and phantom.data.shape == (1, 128, 128)
+    inside = expected > -1000  # below -1024 HU (air noise) reads as -1024
+    assert np.abs(model_to_hu(phantom.data[0].astype(np.float64)) - expected)[inside].max() <= 0.5 + 1e-3
     brain = nib.load(tmp_path / "examples" / "brain.nii.gz")
     assert brain.shape == (128, 128, 16) and brain.get_data_dtype() == np.int16
     assert nib.aff2axcodes(brain.affine) == ("R", "A", "S")

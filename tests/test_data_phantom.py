@@ -33,6 +33,16 @@ def test_phantom_tissues_have_realistic_hu(seed):
     assert soft.size > 200 and fat.size > 100
 
 
+def test_phantom_zoom_shows_the_same_anatomy():
+    full = thorax_phantom(64, 5)
+    assert np.array_equal(thorax_phantom(64, 5, zoom=1.0, view=(0.0, 0.0)), full)
+    half = thorax_phantom(64, 5, zoom=0.5, view=(0.5, 0.5))  # the bottom-right quarter, twice as sharp
+    coarse = half.reshape(32, 2, 32, 2).mean(axis=(1, 3))
+    assert np.corrcoef(coarse.ravel(), full[32:, 32:].ravel())[0, 1] > 0.9
+    with pytest.raises(ValueError, match="zoom"):
+        thorax_phantom(64, 5, zoom=1.5)
+
+
 def test_phantom_is_fast():
     times = []
     for seed in range(8):

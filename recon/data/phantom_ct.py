@@ -15,6 +15,9 @@ spleen and stomach. Random lesions (lung nodules, liver and bone lesions,
 lymph nodes, coronary calcium), mild tissue texture, a slightly blurred
 point spread and correlated noise finish it; half of them lie on a table.
 
+A smaller field of view around any point (``zoom``, ``view``) shows the
+same anatomy at a finer pixel size, like a targeted reconstruction.
+
 Everything is drawn on a 2x supersampled grid with array operations (shapes
 are evaluated only inside their bounding boxes) and averaged down.
 """
@@ -51,28 +54,39 @@ def _soft(distance: np.ndarray, width: float) -> np.ndarray:
 
 @dataclass
 class _Frame:
-    """Coordinates (grid units, [-1, 1] across the image) in the body's frame:
-    centred on the body and rotated with it. ``pixel`` is one supersampled pixel."""
+    """Pixel coordinates in the body's frame (centred on the body, rotated with it).
+
+    Units are those of the full field of view, which spans [-1, 1]; the image
+    shows the square of half-side ``zoom`` around ``view``. ``pixel`` is one
+    supersampled pixel in these units.
+    """
 
     n: int
     centre: tuple[float, float]
     angle: float
+    zoom: float = 1.0
+    view: tuple[float, float] = (0.0, 0.0)
 
     def __post_init__(self) -> None:
-        coords = (np.arange(self.n) + 0.5) / self.n * 2.0 - 1.0
-        gy, gx = np.meshgrid(coords, coords, indexing="ij")
+        coords = ((np.arange(self.n) + 0.5) / self.n * 2.0 - 1.0) * self.zoom
+        gy, gx = np.meshgrid(coords + self.view[1], coords + self.view[0], indexing="ij")
         dx, dy = gx - self.centre[0], gy - self.centre[1]
         cos, sin = np.cos(self.angle), np.sin(self.angle)
         self.x, self.y = dx * cos + dy * sin, -dx * sin + dy * cos
-        self.pixel = 2.0 / self.n
+        self.pixel = 2.0 * self.zoom / self.n
         self.mm = 2.0 / FOV_MM
+
+    def to_pixel(self, x, y):
+        """(row, column) pixel coordinates of frame points (x, y), as floats."""
+        cos, sin = np.cos(self.angle), np.sin(self.angle)
+        gx = self.centre[0] + x * cos - y * sin - self.view[0]
+        gy = self.centre[1] + x * sin + y * cos - self.view[1]
+        return (gy / self.zoom + 1) / 2 * self.n - 0.5, (gx / self.zoom + 1) / 2 * self.n - 0.5
 
     def window(self, cx: float, cy: float, radius: float) -> tuple[slice, slice]:
         """Index box of the grid holding the frame disc of ``radius`` around (cx, cy)."""
-        cos, sin = np.cos(self.angle), np.sin(self.angle)
-        gx = self.centre[0] + cx * cos - cy * sin
-        gy = self.centre[1] + cx * sin + cy * cos
-        col, row, half = (gx + 1) / self.pixel - 0.5, (gy + 1) / self.pixel - 0.5, radius / self.pixel + 2
+        row, col = self.to_pixel(cx, cy)
+        half = radius / self.pixel + 2
         return (slice(int(max(0, np.floor(row - half))), int(max(0, np.ceil(row + half) + 1))),
                 slice(int(max(0, np.floor(col - half))), int(max(0, np.ceil(col + half) + 1))))
 
@@ -147,11 +161,11 @@ class _Body:
 class _Scene:
     """The canvas (HU, supersampled) and the random draws shared by the anatomy painters."""
 
-    def __init__(self, size: int, seed: int) -> None:
+    def __init__(self, size: int, seed: int, zoom: float, view: tuple[float, float]) -> None:
         self.rng = rng = np.random.default_rng(seed)
         self.size, n = size, size * SUPERSAMPLE
         self.body = _Body.random(rng)
-        self.f = _Frame(n, (rng.uniform(-0.04, 0.04), rng.uniform(-0.06, 0.03)), rng.uniform(-0.06, 0.06))
+        self.f = _Frame(n, (rng.uniform(-0.04, 0.04), rng.uniform(-0.06, 0.03)), rng.uniform(-0.06, 0.06), zoom, view)
         self.s, self.mm = self.body.half_width, self.f.mm
         self.level = LEVELS[rng.choice(3, p=[0.25, 0.45, 0.30])]
         self.blood = rng.uniform(40, 220)  # contrast phase: plain (40) to arterial-ish (220)
@@ -251,11 +265,8 @@ def _discs(f: _Frame, points: np.ndarray) -> np.ndarray:
     """Soft mask of discs of the given radii at (x, y) frame points, via one distance transform."""
     radius_px = np.zeros((f.n, f.n))
     if len(points):
-        cos, sin = np.cos(f.angle), np.sin(f.angle)
-        gx = f.centre[0] + points[:, 0] * cos - points[:, 1] * sin
-        gy = f.centre[1] + points[:, 0] * sin + points[:, 1] * cos
-        r = np.rint((gy + 1) / f.pixel - 0.5).astype(int)
-        c = np.rint((gx + 1) / f.pixel - 0.5).astype(int)
+        rows, cols = f.to_pixel(points[:, 0], points[:, 1])
+        r, c = np.rint(rows).astype(int), np.rint(cols).astype(int)
         ok = (r >= 0) & (r < f.n) & (c >= 0) & (c < f.n)
         np.maximum.at(radius_px, (r[ok], c[ok]), points[ok, 2] / f.pixel)
     if not radius_px.any():
@@ -417,17 +428,21 @@ def _lungs(sc: _Scene, lung: np.ndarray, heart: tuple | None) -> None:
                      rng.uniform(10, 60) if solid else rng.uniform(-650, -400))
 
 
-def thorax_phantom(size: int, seed: int) -> np.ndarray:
+def thorax_phantom(size: int, seed: int, zoom: float = 1.0, view: tuple[float, float] = (0.0, 0.0)) -> np.ndarray:
     """One random axial thorax slice, (size, size) float32 in HU.
 
     The same ``(size, seed)`` always gives the same image; seeds vary the
     anatomy (body size and shape, level: great vessels / heart / liver dome,
     organ sizes and positions, vessels, lesions), contrast phase, texture and
-    noise.
+    noise. ``zoom`` < 1 shows the same anatomy in a smaller field of view
+    (``zoom`` x 38 cm) centred on ``view`` (in units of the full view, whose
+    edges are at -1 and 1), like a targeted reconstruction.
     """
     if size < 8:
         raise ValueError(f"phantom size must be >= 8, got {size}")
-    sc = _Scene(size, seed)
+    if not 0 < zoom <= 1:
+        raise ValueError(f"zoom must lie in (0, 1], got {zoom}")
+    sc = _Scene(size, seed, zoom, view)
     rng, f, s, mm, depth, blood = sc.rng, sc.f, sc.s, sc.mm, sc.body.half_depth, sc.blood
     cavity = _chest_wall(sc)
     spine = _spine_geometry(sc)

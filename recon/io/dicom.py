@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pydicom
 from pydicom.errors import InvalidDicomError
-from pydicom.pixels import apply_modality_lut
+from pydicom.pixels import apply_modality_lut, get_decoder
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from recon.errors import InputError
@@ -52,6 +52,14 @@ def _read_dataset(path: Path) -> pydicom.Dataset:
         raise InputError(f"{path}: unreadable DICOM file ({str(exc).splitlines()[0]})") from None
 
 
+def _decodable(syntax) -> bool:
+    """Whether pydicom has a working decoder plugin for a compressed transfer syntax."""
+    try:
+        return get_decoder(syntax).is_available
+    except NotImplementedError:
+        return False
+
+
 def _pixels(ds: pydicom.Dataset, path: Path) -> np.ndarray:
     """Real-unit pixels of one dataset, shape (frames, H, W) float64."""
     if not any(k in ds for k in PIXEL_KEYWORDS):
@@ -60,13 +68,15 @@ def _pixels(ds: pydicom.Dataset, path: Path) -> np.ndarray:
         raise InputError(f"{path}: colour DICOM image ({ds.get('PhotometricInterpretation')}); "
                          f"expected a grey-scale CT or MR image")
     syntax = ds.file_meta.get("TransferSyntaxUID") if hasattr(ds, "file_meta") else None
+    if syntax is not None and syntax.is_compressed and not _decodable(syntax):
+        raise InputError(f"{path}: no decoder installed for transfer syntax '{syntax.name}' "
+                         f"(install pylibjpeg or gdcm)")
     try:
         stored = ds.pixel_array
-    except (RuntimeError, NotImplementedError, ImportError) as exc:
-        name = syntax.name if syntax is not None else "unknown"
-        raise InputError(f"{path}: no decoder installed for transfer syntax '{name}' "
-                         f"(install pylibjpeg or gdcm)") from None
-    except (ValueError, AttributeError, KeyError, TypeError) as exc:
+    except (ValueError, AttributeError, KeyError, TypeError, RuntimeError, NotImplementedError) as exc:
+        if syntax is not None and syntax.is_compressed:
+            raise InputError(f"{path}: the installed decoders cannot decode transfer syntax '{syntax.name}' "
+                             f"(install pylibjpeg or gdcm)") from None
         raise InputError(f"{path}: unreadable pixel data ({str(exc).splitlines()[0]})") from None
     real = np.asarray(apply_modality_lut(stored, ds), dtype=np.float64)
     return real.reshape((-1,) + real.shape[-2:])

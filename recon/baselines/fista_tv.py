@@ -109,7 +109,7 @@ def data_misfit(measurement: Measurement, x: torch.Tensor, y: torch.Tensor) -> t
 
 def zeros_like_image(measurement: Measurement, y: torch.Tensor) -> torch.Tensor:
     """A (B, 1, N, N) zero image in the real dtype of ``y``, on its device."""
-    size = measurement.A_adjoint(y).shape[-1]
+    size = getattr(measurement.transform, "size", y.shape[-1])  # Radon knows N; k-space is image-sized
     dtype = y.real.dtype if y.is_complex() else y.dtype
     return torch.zeros(y.shape[0], 1, size, size, dtype=dtype, device=y.device)
 

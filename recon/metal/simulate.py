@@ -217,7 +217,7 @@ def simulate_metal(image_hu: np.ndarray | torch.Tensor, seed: int, pixel_size_cm
     tissue = 1.0 - fraction
     parts = {"water": (mu - bone) * tissue, "bone": bone * tissue,
              material: fraction * float(linear_attenuation(material, REFERENCE_KEV))}
-    stack = torch.from_numpy(np.stack(list(parts.values()))[:, None])
+    stack = torch.from_numpy(np.stack(list(parts.values()))[:, None]).float()  # float32: the cached matrix
     integrals = radon.forward(stack).double()[:, 0] * pixel_cm  # (3, M, D)
 
     # Polychromatic transmission, noise and the log.

@@ -37,6 +37,8 @@ CHECKPOINT_FORMAT = "scoreprior-recon.checkpoint"
 FORMAT_VERSION = 1
 PICKLE_SUFFIXES = (".pt", ".pth", ".ckpt", ".pkl", ".pickle", ".bin", ".tar")
 _PICKLE_MAGIC = (b"\x80", b"PK\x03\x04")  # pickle protocol >= 2; torch.save zip archive
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -61,6 +63,7 @@ def write_bytes_atomic(path: str | Path, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the usual permissions
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

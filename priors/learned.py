@@ -46,7 +46,8 @@ class LearnedPrior:
     """
 
     def __init__(self, network: NCSNpp, meta: dict[str, Any]) -> None:
-        self.network = network
+        # channels_last makes CPU evaluation about 30% faster (benchmarks/priors_speed.py).
+        self.network = network.to(memory_format=torch.channels_last)
         self.meta = meta
         sde = meta.get("sde", {})
         self.sde = VESDE(sigma_max=float(sde["sigma_max"]), sigma_min=float(sde.get("sigma_min", 0.01)))
@@ -70,5 +71,6 @@ class LearnedPrior:
     def score(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
         """s(x, sigma) ~ grad log p_sigma(x): x (B, 1, H, W), sigma (B,) -> (B, 1, H, W), no gradients."""
         with torch.no_grad():
-            out = self.network(x.to(self.device, torch.float32), sigma.to(self.device, torch.float32))
-        return out.to(device=x.device, dtype=x.dtype)
+            xin = x.to(self.device, torch.float32).contiguous(memory_format=torch.channels_last)
+            out = self.network(xin, sigma.to(self.device, torch.float32))
+        return out.to(device=x.device, dtype=x.dtype).contiguous()

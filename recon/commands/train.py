@@ -48,6 +48,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--modality", choices=["ct", "mri"], help="default: the data manifest's modality")
     p.add_argument("--id", dest="prior_id", help="prior id in the metadata (default <modality>-<size>)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
+    p.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice; use fewer on a "
+                   "machine busy with other work)")
     p.add_argument("--resume", action="store_true", help="require an existing checkpoint to resume from")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--dtype", choices=["float32", "float16"], default="float32",
@@ -66,6 +68,10 @@ def run(args: argparse.Namespace) -> int:
     from priors.config import load_config
     from priors.train import train
 
+    if args.threads is not None:
+        if args.threads < 1:
+            raise InputError(f"--threads must be >= 1, got {args.threads}")
+        torch.set_num_threads(args.threads)
     if args.resume and latest_checkpoint(args.output) is None:
         raise InputError(f"--resume: {args.output} has no checkpoint to resume from")
     config = load_config(args.config) if args.config else None

@@ -1,0 +1,93 @@
+"""Safe prior files: round trip, and refusal of pickles, tampered and mismatched files."""
+import json
+
+import pytest
+import torch
+
+import priors
+from priors.checkpoint import read_prior, save_prior
+from priors.config import PRESETS, network_to_dict
+from priors.learned import LearnedPrior
+from priors.ncsnpp import NCSNpp
+from recon.errors import InputError
+
+
+def _meta() -> dict:
+    return {"id": "toy-32", "modality": "ct", "size": 32, "intensity": "ct", "defaults": {},
+            "network": network_to_dict(PRESETS["tiny"].network), "sde": {"sigma_min": 0.01, "sigma_max": 9.0}}
+
+
+@pytest.fixture
+def saved(tmp_path):
+    net = NCSNpp(PRESETS["tiny"].network)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(0.01 * torch.randn(p.shape))
+    prefix = tmp_path / "toy-32"
+    save_prior(prefix, net.state_dict(), _meta())
+    return net.eval(), prefix
+
+
+def test_round_trip_scores_match(saved, tmp_path):
+    net, prefix = saved
+    prior = priors.load(str(prefix) + ".json")
+    assert isinstance(prior, LearnedPrior) and prior.sde.sigma_max == 9.0 and prior.meta["id"] == "toy-32"
+    x, sigma = torch.rand(2, 1, 32, 32, dtype=torch.float64), torch.tensor([0.1, 2.0])
+    with torch.no_grad():
+        expected = net(x.float(), sigma)
+    got = prior.score(x, sigma)
+    assert got.dtype == torch.float64 and not got.requires_grad
+    torch.testing.assert_close(got.float(), expected)
+    # float16 storage loads back as float32 weights close to the originals.
+    save_prior(tmp_path / "half", net.state_dict(), _meta(), dtype=torch.float16)
+    weights, meta = read_prior(tmp_path / "half.safetensors")
+    assert meta["weights"]["dtype"] == "float16" and weights["stem.weight"].dtype == torch.float32
+    torch.testing.assert_close(weights["stem.weight"], net.stem.weight, atol=1e-3, rtol=1e-3)
+
+
+def test_pickle_only_checkpoint_is_refused(tmp_path):
+    net = NCSNpp(PRESETS["tiny"].network)
+    torch.save(net.state_dict(), tmp_path / "model.pt")
+    with pytest.raises(InputError, match="pickle"):
+        priors.load(tmp_path / "model.pt")
+    run = tmp_path / "run"
+    run.mkdir()
+    torch.save({"model": net.state_dict()}, run / "checkpoint.pth")
+    with pytest.raises(InputError, match="pickle"):
+        priors.load(run)
+    # A pickle renamed to .safetensors is recognised by its header.
+    (tmp_path / "sneaky.safetensors").write_bytes((tmp_path / "model.pt").read_bytes())
+    (tmp_path / "sneaky.json").write_text(json.dumps({**_meta(), "format": "scoreprior-recon.prior",
+                                                        "weights": {"file": "sneaky.safetensors", "sha256": "0"}}))
+    with pytest.raises(InputError, match="pickle"):
+        priors.load(tmp_path / "sneaky")
+
+
+def test_hash_mismatch_is_refused(saved):
+    _, prefix = saved
+    weights = prefix.with_name(prefix.name + ".safetensors")
+    data = bytearray(weights.read_bytes())
+    data[-3] ^= 0xFF  # flip bits inside the last tensor
+    weights.write_bytes(bytes(data))
+    with pytest.raises(InputError, match="sha256"):
+        priors.load(prefix)
+
+
+def test_mismatched_architecture_is_refused(saved):
+    _, prefix = saved
+    jpath = prefix.with_name(prefix.name + ".json")
+    meta = json.loads(jpath.read_text())
+    meta["network"]["nf"] = 16
+    jpath.write_text(json.dumps(meta))
+    with pytest.raises(InputError, match="do not match the architecture"):
+        priors.load(jpath)
+    meta["network"]["nf"] = 8
+    meta["network"]["depth"] = 3
+    jpath.write_text(json.dumps(meta))
+    with pytest.raises(InputError, match="depth"):
+        priors.load(jpath)
+
+
+def test_unknown_name_is_an_input_error():
+    with pytest.raises(InputError, match="not a bundled prior"):
+        priors.load("no-such-prior-128")

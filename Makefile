@@ -25,7 +25,7 @@ examples/CT_small.dcm: $(STAMP)
 	$(BIN)/recon data examples -o examples
 
 demo: $(STAMP) examples/CT_small.dcm
-	$(BIN)/recon ct --projections 23 examples/CT_small.dcm -o out/demo
+	$(BIN)/recon ct --projections 23 --method fista-tv examples/CT_small.dcm -o out/demo
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

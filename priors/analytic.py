@@ -96,7 +96,8 @@ class GaussianPrior:
         else:
             self.eigvecs = torch.as_tensor(eigvecs, dtype=torch.float64)
             if self.eigvecs.shape != (self.dim, self.eigvals.numel()):
-                raise ValueError(f"eigvecs must be ({self.dim}, {self.eigvals.numel()}), got {tuple(self.eigvecs.shape)}")
+                raise ValueError(f"eigvecs must be ({self.dim}, {self.eigvals.numel()}), "
+                                 f"got {tuple(self.eigvecs.shape)}")
         self._cache: dict[tuple, tuple] = {}
         if sigma_max is None:
             sigma_max = _sigma_max_from_samples(self.sample)

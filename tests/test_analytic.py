@@ -61,7 +61,8 @@ def test_gaussian_score_reaches_the_closed_form_denoising_score_matching_minimum
 
 def test_mixture_score_matches_autograd_and_accepts_2d_points():
     means = torch.tensor([[-2.0, 0.0], [1.0, 2.0], [2.0, -1.0]])
-    covs = torch.stack([torch.tensor([[0.5, 0.2], [0.2, 0.3]]), 0.2 * torch.eye(2), torch.tensor([[0.1, 0.0], [0.0, 0.6]])])
+    covs = torch.stack([torch.tensor([[0.5, 0.2], [0.2, 0.3]]), 0.2 * torch.eye(2),
+                        torch.tensor([[0.1, 0.0], [0.0, 0.6]])])
     prior = GaussianMixturePrior(means, weights=torch.tensor([0.2, 0.5, 0.3]), covariances=covs, sigma_max=8.0)
     x = torch.randn(4, 1, 1, 2, dtype=torch.float64)
     sigma = torch.tensor([0.01, 0.1, 1.0, 5.0], dtype=torch.float64)

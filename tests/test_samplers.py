@@ -10,6 +10,16 @@ from recon.errors import InputError
 from recon.samplers import SAMPLERS, reconstruct, sampler_defaults
 from recon.samplers.consistency import DataConsistency, noisy_measurement, project, proximal_step
 
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """These small tensors run faster on one thread, and much faster on a shared, busy machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 SIZE = 16
 
 
@@ -84,7 +94,7 @@ def test_defaults_come_from_the_prior_then_the_published_values(prior):
     assert sampler_defaults(prior, "pc", "ct-sparse-view") == {"snr": 0.246, "lam": 0.841}
     assert sampler_defaults(prior, "score-sde", "mri") == {"snr": 0.608, "rho": 1.231}
     params = reconstruct(prior, m, y, "pc", steps=2, task="mri", snr=0.1, lam=0.5, progress=False).params
-    assert (params["snr"], params["lam"], params["form"]) == (0.1, 0.5, "residual")
+    assert (params["snr"], params["lam"], params["form"]) == (0.1, 0.5, "projection")
     assert {"sampler", "steps", "corrector_steps", "snr", "lam", "form", "seed", "n_samples", "sigma_max",
             "sigma_min", "prior", "final_projection", "device", "nfe"} <= set(params)
 
@@ -134,6 +144,16 @@ def test_forms_agree_for_fourier_and_differ_for_fbp():
     fitted = m.A(proximal_step(m, x, y_t, 1.0, "residual"))
     assert torch.allclose(fitted[..., paired], y_t[..., paired], atol=1e-5)
     assert not torch.allclose(fitted, y_t, atol=1e-3)
+
+
+def test_default_form_is_the_projection_form_only_where_it_is_stable(prior):
+    truth = prior.sample(1, torch.Generator().manual_seed(0)).float()
+    for window, form in (("ram-lak", "residual"), ("shepp-logan", "residual"), ("hann", "projection")):
+        m = operators.sparse_view_ct(SIZE, 4, window=window)
+        assert reconstruct(prior, m, m.A(truth), "pc", steps=2, progress=False).params["form"] == form
+    m = operators.sparse_view_ct(SIZE, 4)
+    with pytest.raises(InputError, match="hann"):
+        reconstruct(prior, m, m.A(truth), "pc", steps=2, form="projection", progress=False)
 
 
 def test_project_solves_the_constraint_and_stays_close():

@@ -22,7 +22,7 @@ import torch
 
 from recon.errors import InputError
 from recon.samplers import ald, core, langevin, pc, score_sde
-from recon.samplers.consistency import DEFAULT_FORM, FORMS, DataConsistency, project
+from recon.samplers.consistency import FORMS, DataConsistency, default_form, project, projection_form_is_stable
 from recon.samplers.likelihood import GaussianLikelihood, operator_norm_squared
 
 
@@ -128,8 +128,8 @@ def reconstruct(prior, measurement, y: torch.Tensor, sampler: str = "pc", *, ste
                 n_samples: int = 1, seed: int = 0, form: str | None = None, progress: bool = True,
                 callback: Callable[[int, int, torch.Tensor], None] | None = None, task: str | None = None,
                 rho: float | None = None, likelihood_scale: float | None = None,
-                step_norm: str = "image", final_projection: bool | None = None, projection_tol: float = 1e-6,
-                projection_max_iter: int = 500) -> Reconstruction:
+                step_norm: str = "image", final_projection: bool | None = None, projection_tol: float = 1e-4,
+                projection_max_iter: int = 1000) -> Reconstruction:
     """Sample the posterior p(x | y) with a score prior and return the mean of K samples.
 
     Args:
@@ -144,7 +144,9 @@ def reconstruct(prior, measurement, y: torch.Tensor, sampler: str = "pc", *, ste
         corrector_steps: Langevin steps per level (default: 1 for pc/score-sde, 3 for ald/langevin).
         n_samples: K posterior samples; their mean is the output, their std the uncertainty.
         seed: seed of the run's torch.Generator (same seed, same device: same output).
-        form: ``"projection"`` or ``"residual"`` proximal step (default :data:`DEFAULT_FORM`).
+        form: ``"projection"`` or ``"residual"`` proximal step (default:
+            :func:`~recon.samplers.consistency.default_form`: projection for MRI and for CT
+            whose FBP uses the hann window, residual otherwise).
         progress: show a progress bar.
         callback: ``callback(level, n_levels, x)`` after every noise level.
         task: ``"ct-sparse-view"``, ``"ct-mar"``, ``"mri"`` or None: selects defaults.
@@ -160,7 +162,7 @@ def reconstruct(prior, measurement, y: torch.Tensor, sampler: str = "pc", *, ste
     spec = SAMPLERS[sampler]
     steps = spec.steps if steps is None else int(steps)
     corrector_steps = spec.corrector_steps if corrector_steps is None else int(corrector_steps)
-    form = DEFAULT_FORM if form is None else form
+    form = default_form(measurement) if form is None else form
     _check(steps >= 1, f"--steps: must be >= 1, got {steps}")
     _check(corrector_steps >= 0, f"corrector steps must be >= 0, got {corrector_steps}")
     _check(n_samples >= 1, f"--samples: must be >= 1, got {n_samples}")
@@ -174,6 +176,9 @@ def reconstruct(prior, measurement, y: torch.Tensor, sampler: str = "pc", *, ste
     if spec.proximal:
         lam = defaults["lam"] if lam is None else float(lam)
         _check(0 <= lam <= 1, f"--lam: must lie in [0, 1], got {lam}")
+        _check(form == "residual" or projection_form_is_stable(measurement),
+               f"the projection form diverges with the {getattr(measurement.transform, 'window', '?')} FBP window "
+               "(FBP R amplifies); build the CT measurement with window='hann' or use form='residual'")
         params.update(lam=lam, form=form)
     if spec.likelihood:
         rho = defaults["rho"] if rho is None else float(rho)
@@ -251,5 +256,5 @@ def sample(prior, n: int, sampler: str = "pc", *, shape: tuple[int, int] | None 
         return _tweedie(ctx, spec.run(x, ctx))
 
 
-__all__ = ["DEFAULT_FORM", "FALLBACK_DEFAULTS", "FORMS", "Reconstruction", "SAMPLERS", "SamplerSpec",
+__all__ = ["FALLBACK_DEFAULTS", "FORMS", "Reconstruction", "SAMPLERS", "SamplerSpec",
            "reconstruct", "sample", "sampler_defaults"]

@@ -8,7 +8,7 @@ image (the cost per step of sampling one slice); "2000 NFE" is the time of
 the paper's 1000-level PC sampler (corrector + predictor) on one slice.
 Evaluation runs as ``LearnedPrior.score`` does (channels_last memory
 format, inference mode). Training images/s is one Adam step (forward, backward, clipping, EMA) at the
-given batch size. Each time is the median of --repeats runs after a warm-up.
+given batch size, in float32 and under bfloat16 autocast (``--amp``). Each time is the median of --repeats runs after a warm-up.
 """
 from __future__ import annotations
 
@@ -65,9 +65,10 @@ def measure(preset: str, size: int, device: torch.device, repeats: int, eval_bat
     opt = torch.optim.Adam(net.parameters(), lr=2e-4)
     x0 = torch.rand(train_batch, 1, size, size, device=device)
 
-    def step() -> None:
+    def step(amp: bool) -> None:
         t = sample_times(train_batch, device=device)
-        loss = dsm_loss(net, x0, t, torch.randn_like(x0), sde)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+            loss = dsm_loss(net, x0, t, torch.randn_like(x0), sde)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
@@ -76,7 +77,8 @@ def measure(preset: str, size: int, device: torch.device, repeats: int, eval_bat
             for e, p in zip(ema.parameters(), net.parameters()):
                 e.lerp_(p, 1e-3)
 
-    row["train_s"] = _timed(step, max(2, repeats // 2), device)
+    row["train_s"] = _timed(lambda: step(False), max(2, repeats // 2), device)
+    row["train_amp_s"] = _timed(lambda: step(True), max(2, repeats // 2), device)
     return row
 
 
@@ -97,13 +99,13 @@ def main() -> None:
     print(f"size {args.size}, {what}, torch {torch.__version__}\n")
     b = args.eval_batch
     print(f"| preset | params (M) | MB (f32) | eval ms (b=1) | evals/s (b=1) | images/s (eval, b={b}) "
-          f"| 2000 NFE per slice (s) | training images/s (b={args.train_batch}) |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+          f"| 2000 NFE per slice (s) | training images/s (b={args.train_batch}) | same, --amp (bf16) |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for name in args.presets:
         r = measure(name, args.size, device, args.repeats, b, args.train_batch)
         print(f"| {name} | {r['params_M']:.2f} | {r['MB_f32']:.1f} | {1e3 * r['eval_s_b1']:.1f} "
               f"| {1 / r['eval_s_b1']:.1f} | {b / r[f'eval_s_b{b}']:.1f} | {2000 * r['eval_s_b1']:.0f} "
-              f"| {args.train_batch / r['train_s']:.1f} |", flush=True)
+              f"| {args.train_batch / r['train_s']:.1f} | {args.train_batch / r['train_amp_s']:.1f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -129,14 +129,18 @@ def prior_paths(prefix: str | Path) -> tuple[Path, Path]:
 
 def save_prior(prefix: str | Path, weights: dict[str, torch.Tensor], meta: dict[str, Any],
                dtype: torch.dtype = torch.float32) -> tuple[Path, Path]:
-    """Write ``PREFIX.safetensors`` (floating tensors cast to dtype) and ``PREFIX.json``.
+    """Write ``PREFIX.safetensors`` and ``PREFIX.json``.
 
-    ``meta`` gains ``format``, ``format_version`` and ``weights`` (file name,
-    sha256, dtype, parameter count). Returns the two paths.
+    Kernels and matrices (tensors with >= 2 dimensions) are stored in
+    ``dtype``; vectors (biases, norms, the Fourier frequencies, whose large
+    values float16 would round badly) stay float32. ``meta`` gains
+    ``format``, ``format_version`` and ``weights`` (file name, sha256, dtype,
+    parameter count). Returns the two paths.
     """
     wpath, jpath = prior_paths(prefix)
     wpath.parent.mkdir(parents=True, exist_ok=True)
-    cast = {k: v.to(dtype) if v.is_floating_point() else v for k, v in weights.items()}
+    cast = {k: v.to(dtype) if v.is_floating_point() and v.dim() >= 2 else v.float() if v.is_floating_point() else v
+            for k, v in weights.items()}
     data = _tensors_bytes(cast)
     write_bytes_atomic(wpath, data)
     meta = dict(meta, format=PRIOR_FORMAT, format_version=FORMAT_VERSION,

@@ -19,7 +19,9 @@ thread count). Under ``torchrun`` each process takes its slice of the same
 global batch, so N processes with batch B match one process with batch B.
 
 Outputs in the run folder: ``checkpoints/step-*.{safetensors,json}``,
-``train_log.csv``, ``samples/step-*.png`` and ``config.json``.
+``train_log.csv``, ``samples/step-*.png`` and ``config.json``. With several
+nodes the run folder must be on a file system they share (rank 0 writes,
+every rank reads the checkpoint when resuming).
 """
 from __future__ import annotations
 
@@ -250,6 +252,7 @@ class Trainer:
             self.step, self.wall_before = 0, 0.0
         else:
             self.meta = state["prior_meta"]
+            self.meta["training"] = self._training_record(self.meta["modality"])
             if ckpt.sha256_file(self.data_path) != self.meta["dataset"]["sha256"]:
                 raise InputError(f"--data {data}: differs from the dataset this run was trained on "
                                  "(sha256); choose a new -o folder")
@@ -307,13 +310,18 @@ class Trainer:
                     if not tc.sigma_max else "set in the training config"},
             "dataset": {"file": self.data_path.name, "sha256": dataset_sha, "n_train": int(self.images.shape[0]),
                         "manifest": manifest},
-            "training": {"batch_size": tc.batch_size, "lr": tc.lr, "warmup": tc.warmup, "ema": tc.ema,
-                         "grad_clip": tc.grad_clip, "seed": tc.seed,
-                         "hflip": tc.hflip if tc.hflip is not None else modality == "mri",
-                         "hardware": hardware(self.dist.device, self.dist.world_size),
-                         "world_size": self.dist.world_size, "torch": torch.__version__,
-                         "loss": "continuous DSM, weight sigma^2, per-image sum, t ~ U(1e-5, 1)"},
+            "training": self._training_record(modality),
         }
+
+    def _training_record(self, modality: str) -> dict[str, Any]:
+        """Hyper-parameters and hardware of the (latest leg of the) run, for the metadata."""
+        tc = self.cfg.train
+        return {"batch_size": tc.batch_size, "lr": tc.lr, "warmup": tc.warmup, "ema": tc.ema,
+                "grad_clip": tc.grad_clip, "seed": tc.seed, "amp_bf16": tc.amp,
+                "hflip": tc.hflip if tc.hflip is not None else modality == "mri",
+                "hardware": hardware(self.dist.device, self.dist.world_size),
+                "world_size": self.dist.world_size, "torch": torch.__version__,
+                "loss": "continuous DSM, weight sigma^2, per-image sum, t ~ U(1e-5, 1)"}
 
     def _restore(self, tensors: dict[str, torch.Tensor], state: dict[str, Any]) -> None:
         def part(prefix: str) -> dict[str, torch.Tensor]:
@@ -351,7 +359,8 @@ class Trainer:
         for g in self.opt.param_groups:
             g["lr"] = self._lr(step)
         self.model.train()
-        loss = dsm_loss(self.ddp, x0.to(dev), t[local].to(dev), z[local].to(dev), self.sde)
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=tc.amp):
+            loss = dsm_loss(self.ddp, x0.to(dev), t[local].to(dev), z[local].to(dev), self.sde)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), tc.grad_clip)
@@ -462,9 +471,8 @@ def export(run_dir: str | Path, prefix: str | Path, dtype: torch.dtype = torch.f
     weights, meta = ckpt.read_prior(run_dir)
     if prior_id:
         meta["id"] = prior_id
-    paths = ckpt.save_prior(prefix, weights, meta, dtype)
+    wpath, jpath = ckpt.save_prior(prefix, weights, meta, dtype)
     log = Path(run_dir) / "train_log.csv"
     if log.exists():
-        ckpt.write_bytes_atomic(Path(str(ckpt.prior_paths(prefix)[1])[:-len(".json")] + ".train.csv"),
-                                log.read_bytes())
-    return paths
+        ckpt.write_bytes_atomic(jpath.with_name(jpath.stem + ".train.csv"), log.read_bytes())
+    return wpath, jpath

@@ -43,6 +43,7 @@ def test_round_trip_scores_match(saved, tmp_path):
     weights, meta = read_prior(tmp_path / "half.safetensors")
     assert meta["weights"]["dtype"] == "float16" and weights["stem.weight"].dtype == torch.float32
     torch.testing.assert_close(weights["stem.weight"], net.stem.weight, atol=1e-3, rtol=1e-3)
+    assert torch.equal(weights["fourier.W"], net.fourier.W)  # vectors stay float32
 
 
 def test_pickle_only_checkpoint_is_refused(tmp_path):

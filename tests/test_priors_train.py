@@ -126,12 +126,13 @@ def test_ddp_two_gloo_processes_match_one_process(data, tmp_path):
 def test_cli_train_export_and_load(data, tmp_path):
     run = tmp_path / "run"
     assert cli(["train", "--data", str(data), "-o", str(run), "--config", "tiny", "--steps", "4",
-                "--sample-every", "2", "--sample-steps", "3", "--no-progress", "--id", "discs-32"]) == 0
+                "--sample-every", "2", "--sample-steps", "3", "--no-progress", "--id", "discs-32", "--amp"]) == 0
     assert (run / "samples" / "step-00000004.png").exists() and (run / "config.json").exists()
     prefix = tmp_path / "bundled" / "discs-32"
     assert cli(["train", "export", str(run), "-o", str(prefix), "--dtype", "float16"]) == 0
     meta = json.loads(prefix.with_suffix(".json").read_text())
     assert meta["id"] == "discs-32" and meta["training"]["steps"] == 4 and meta["weights"]["dtype"] == "float16"
+    assert meta["training"]["amp_bf16"] is True
     assert meta["defaults"]["ct-sparse-view"] == {"lam": 0.841, "snr": 0.246}
     assert (tmp_path / "bundled" / "discs-32.train.csv").exists()
     for source in (prefix, run):

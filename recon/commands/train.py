@@ -19,7 +19,8 @@ from recon.errors import InputError
 # CLI flag -> TrainConfig field, for flags that override the configuration.
 _OVERRIDES = {"steps": "steps", "batch_size": "batch_size", "lr": "lr", "warmup": "warmup", "ema": "ema",
               "ckpt_every": "ckpt_every", "sample_every": "sample_every", "sample_steps": "sample_steps",
-              "log_every": "log_every", "seed": "seed", "hflip": "hflip", "sigma_max": "sigma_max"}
+              "log_every": "log_every", "seed": "seed", "hflip": "hflip", "sigma_max": "sigma_max",
+              "amp": "amp"}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -44,6 +45,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, help="seed of initialisation, data order and noise")
     p.add_argument("--hflip", action=argparse.BooleanOptionalAction, default=None,
                    help="random left-right flips (default: on for MRI, off for CT)")
+    p.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None,
+                   help="bfloat16 autocast in the forward pass (about 1.8x faster on AVX512-BF16 CPUs)")
     p.add_argument("--sigma-max", type=float, help="fix sigma_max instead of the largest pairwise distance")
     p.add_argument("--modality", choices=["ct", "mri"], help="default: the data manifest's modality")
     p.add_argument("--id", dest="prior_id", help="prior id in the metadata (default <modality>-<size>)")

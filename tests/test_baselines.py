@@ -128,6 +128,13 @@ def test_sirt_and_cgls_reduce_the_residual(ct23):
         assert (np.diff(residuals) <= 1e-6 * y.norm().item()).mean() > 0.9
 
 
+def test_cgls_converges_without_drifting(mri8):
+    m, y, _ = mri8
+    few, many = cgls(m, y, n_iter=5), cgls(m, y, n_iter=60)
+    assert (m.A(many) - y).norm() < 1e-4 * y.norm()
+    assert torch.allclose(few, many, atol=1e-4)
+
+
 def test_cs_tv_and_cs_wavelet_beat_zero_filled_at_8x(mri8):
     m, y, x = mri8
     base = psnr(zero_filled(m, y), x)[0]

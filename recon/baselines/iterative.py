@@ -29,7 +29,7 @@ def sirt(measurement: Measurement, y: torch.Tensor, n_iter: int = 1000, relaxati
     Args:
         n_iter: iterations (the regulariser). On noiseless sparse-view data
             of ``ct128.h5`` (8 validation slices, 10 / 20 / 23 views) PSNR
-            still rises slowly with iterations (mean 31.8 dB at 400, 32.3 at
+            still rises slowly with iterations (mean 31.7 dB at 400, 32.1 at
             1600: ``python benchmarks/classical.py --tune --n 8 --methods sirt``);
             1000 gives up the last ~0.2 dB for run time. Use fewer for noisy data.
         relaxation: step factor in (0, 2).

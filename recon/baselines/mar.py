@@ -65,12 +65,16 @@ def li(measurement: Measurement, y: torch.Tensor) -> torch.Tensor:
 
 
 def tissue_prior(image: torch.Tensor, air_hu: float = -500.0, bone_hu: float = 400.0,
-                 smooth: float = 1.0) -> torch.Tensor:
+                 smooth: float = 0.0) -> torch.Tensor:
     """NMAR's prior image from a (B, 1, N, N) model-unit image.
 
-    The image is smoothed with a Gaussian of std ``smooth`` pixels, then
-    pixels below ``air_hu`` become air (0), pixels below ``bone_hu`` water
-    (0.25, i.e. 0 HU), and brighter pixels keep their (unsmoothed) value.
+    The image is smoothed with a Gaussian of std ``smooth`` pixels (none by
+    default), then pixels below ``air_hu`` become air (0), pixels below
+    ``bone_hu`` water (0.25, i.e. 0 HU), and brighter pixels keep their
+    (unsmoothed) value. Smoothing (Meyer et al. use it against noise) measured
+    worse on the validation split of ``ct128.h5`` (32 simulated cases: mean
+    PSNR 32.4 dB unsmoothed, 32.0 with std 1): it turns thin structures such as
+    the patient table into "air", and rays along them then normalise badly.
     """
     blurred = _gaussian_blur(image, smooth) if smooth > 0 else image
     water = hu_to_model(0.0)
@@ -89,7 +93,7 @@ def _gaussian_blur(image: torch.Tensor, sigma: float) -> torch.Tensor:
 
 
 def nmar_sinogram(measurement: Measurement, y: torch.Tensor, air_hu: float = -500.0, bone_hu: float = 400.0,
-                  smooth: float = 1.0, floor: float = 0.25) -> torch.Tensor:
+                  smooth: float = 0.0, floor: float = 0.25) -> torch.Tensor:
     """NMAR-completed full sinogram, (B, 1, n_angles, n_detectors).
 
     Args:
@@ -108,6 +112,6 @@ def nmar_sinogram(measurement: Measurement, y: torch.Tensor, air_hu: float = -50
 
 
 def nmar(measurement: Measurement, y: torch.Tensor, air_hu: float = -500.0, bone_hu: float = 400.0,
-         smooth: float = 1.0, floor: float = 0.25) -> torch.Tensor:
+         smooth: float = 0.0, floor: float = 0.25) -> torch.Tensor:
     """Normalised MAR: FBP of :func:`nmar_sinogram`, (B, 1, N, N). Parameters as there."""
     return measurement.T_inv(nmar_sinogram(measurement, y, air_hu, bone_hu, smooth, floor))

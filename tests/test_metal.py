@@ -66,6 +66,16 @@ def test_simulation_is_deterministic_per_seed():
     assert torch.equal(a.sinogram, b.sinogram) and torch.equal(a.metal_mask, b.metal_mask)
     assert a.implants == b.implants
     assert not torch.equal(a.sinogram, c.sinogram)
+    from_tensor = simulate_metal(torch.from_numpy(hu), 3)
+    assert torch.equal(from_tensor.sinogram, a.sinogram)
+
+
+def test_case_measurement_leaves_out_the_trace():
+    case = simulate_metal(body(), 0)
+    m, y = case.measurement()
+    assert case.trace.any() and (y[case.trace] == 0).all()
+    assert torch.equal(y[~case.trace], case.sinogram[~case.trace])
+    assert torch.equal(m.mask(y), ~case.trace)
 
 
 @pytest.mark.parametrize("kind", IMPLANT_KINDS)

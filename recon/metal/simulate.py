@@ -190,7 +190,9 @@ def simulate_metal(image_hu: np.ndarray | torch.Tensor, seed: int, pixel_size_cm
     Returns:
         a :class:`MetalCase`.
     """
-    hu = image_hu.detach().cpu().double().numpy() if isinstance(image_hu, torch.Tensor) else np.asarray(image_hu, np.float64)
+    if isinstance(image_hu, torch.Tensor):
+        image_hu = image_hu.detach().cpu().double().numpy()
+    hu = np.asarray(image_hu, np.float64)
     if hu.ndim != 2 or hu.shape[0] != hu.shape[1]:
         raise ValueError(f"expected a square (N, N) image in HU, got shape {hu.shape}")
     for material in materials:

@@ -44,6 +44,16 @@ class Task:
     describe: Callable[[argparse.Namespace], str]
 
 
+def register_verb(subparsers, name: str, help_text: str, doc: str, task: Task,
+                  add_task_arguments: Callable[[argparse.ArgumentParser], None]) -> None:
+    """Add a reconstruction verb: its task options, the common ones, and ``run``."""
+    parser = subparsers.add_parser(name, help=help_text, description=doc,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_task_arguments(parser)
+    add_common_arguments(parser, task.methods)
+    parser.set_defaults(func=lambda args: run(task, args))
+
+
 def add_common_arguments(parser: argparse.ArgumentParser, task_methods: tuple[str, ...]) -> None:
     """Options shared by every reconstruction verb."""
     parser.add_argument("input", type=Path, help="DICOM file or folder, NIfTI, fastMRI .h5, .npy/.npz, PNG/TIFF")

@@ -11,13 +11,7 @@ from recon.samplers import SAMPLERS, reconstruct, sampler_defaults
 from recon.samplers.consistency import DataConsistency, noisy_measurement, project, proximal_step
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """These small tensors run faster on one thread, and much faster on a shared, busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 SIZE = 16

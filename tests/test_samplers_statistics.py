@@ -7,13 +7,7 @@ from priors.analytic import GaussianMixturePrior, GaussianPrior, squared_exponen
 from recon.samplers import core, reconstruct, sample
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """These small tensors run faster on one thread, and much faster on a shared, busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 MEANS = torch.tensor([[-4.0, 0.0], [3.0, 3.0], [2.0, -4.0]], dtype=torch.float64)

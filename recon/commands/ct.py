@@ -44,8 +44,4 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("ct", help="sparse-view CT reconstruction", description=__doc__,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_arguments(parser)
-    pipeline.add_common_arguments(parser, METHODS)
-    parser.set_defaults(func=lambda args: pipeline.run(TASK, args))
+    pipeline.register_verb(subparsers, "ct", "sparse-view CT reconstruction", __doc__, TASK, add_arguments)

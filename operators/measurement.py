@@ -28,6 +28,12 @@ class Measurement:
         self.sampling = sampling
         self.noise_std = noise_std
 
+    def with_window(self, window: str) -> "Measurement":
+        """The same measurement with another FBP window in T^-1 (CT only)."""
+        if not isinstance(self.transform, Radon):
+            raise ValueError("with_window needs a CT measurement (a Radon transform)")
+        return Measurement(self.transform.with_window(window), self.sampling, self.noise_std)
+
     def T(self, x: torch.Tensor) -> torch.Tensor:
         return self.transform.forward(x)
 

@@ -7,6 +7,8 @@ for the Radon transform).
 """
 from __future__ import annotations
 
+import copy
+
 from typing import Protocol
 
 import torch
@@ -81,6 +83,14 @@ class Radon:
     @property
     def size(self) -> int:
         return self.geometry.size
+
+    def with_window(self, window: str) -> "Radon":
+        """The same transform (sharing its projector) with another FBP window for :meth:`inverse`."""
+        if window not in WINDOWS:
+            raise ValueError(f"unknown FBP window {window!r}; choose one of {', '.join(WINDOWS)}")
+        twin = copy.copy(self)
+        twin.window = window
+        return twin
 
     def forward(self, x: torch.Tensor, views: torch.Tensor | None = None) -> torch.Tensor:
         """(B, 1, N, N) -> (B, 1, V, n_detectors): all n_angles views, or only

@@ -22,7 +22,8 @@ import torch
 
 from recon.errors import InputError
 from recon.samplers import ald, core, langevin, pc, score_sde
-from recon.samplers.consistency import FORMS, DataConsistency, default_form, project, projection_form_is_stable
+from recon.samplers.consistency import (FORMS, STABLE_FBP_WINDOWS, DataConsistency, default_form, project,
+                                       projection_form_is_stable)
 from recon.samplers.likelihood import GaussianLikelihood, operator_norm_squared
 
 
@@ -144,9 +145,10 @@ def reconstruct(prior, measurement, y: torch.Tensor, sampler: str = "pc", *, ste
         corrector_steps: Langevin steps per level (default: 1 for pc/score-sde, 3 for ald/langevin).
         n_samples: K posterior samples; their mean is the output, their std the uncertainty.
         seed: seed of the run's torch.Generator (same seed, same device: same output).
-        form: ``"projection"`` or ``"residual"`` proximal step (default:
-            :func:`~recon.samplers.consistency.default_form`: projection for MRI and for CT
-            whose FBP uses the hann window, residual otherwise).
+        form: ``"projection"`` or ``"residual"`` proximal step. Default: the
+            projection form; for CT it runs with the hann FBP window as T^-1
+            (whatever the measurement's own window), the only stable one (see
+            :mod:`recon.samplers.consistency`).
         progress: show a progress bar.
         callback: ``callback(level, n_levels, x)`` after every noise level.
         task: ``"ct-sparse-view"``, ``"ct-mar"``, ``"mri"`` or None: selects defaults.
@@ -162,6 +164,8 @@ def reconstruct(prior, measurement, y: torch.Tensor, sampler: str = "pc", *, ste
     spec = SAMPLERS[sampler]
     steps = spec.steps if steps is None else int(steps)
     corrector_steps = spec.corrector_steps if corrector_steps is None else int(corrector_steps)
+    if form is None and SAMPLERS.get(sampler, SAMPLERS["pc"]).proximal and not projection_form_is_stable(measurement):
+        measurement = measurement.with_window(STABLE_FBP_WINDOWS[0])  # T^-1 of the proximal step only
     form = default_form(measurement) if form is None else form
     _check(steps >= 1, f"--steps: must be >= 1, got {steps}")
     _check(corrector_steps >= 0, f"corrector steps must be >= 0, got {corrector_steps}")
@@ -180,6 +184,8 @@ def reconstruct(prior, measurement, y: torch.Tensor, sampler: str = "pc", *, ste
                f"the projection form diverges with the {getattr(measurement.transform, 'window', '?')} FBP window "
                "(FBP R amplifies); build the CT measurement with window='hann' or use form='residual'")
         params.update(lam=lam, form=form)
+        if hasattr(measurement.transform, "window"):
+            params["fbp_window"] = measurement.transform.window
     if spec.likelihood:
         rho = defaults["rho"] if rho is None else float(rho)
         _check(rho > 0, f"rho must be > 0, got {rho}")

@@ -42,18 +42,21 @@ def mri_problem(prior, batch=2, noise_std=0.0):
                         torch.Generator().manual_seed(6))
 
 
-def test_registry_holds_the_four_samplers():
-    assert set(SAMPLERS) == {"pc", "ald", "langevin", "score-sde"}
+def test_registry_holds_the_paper_samplers_and_the_fast_ones():
+    assert set(SAMPLERS) == {"pc", "ald", "langevin", "score-sde", "dds", "ddim"}
 
 
-@pytest.mark.parametrize("sampler,levels_factor", [("pc", 2), ("score-sde", 2), ("ald", 3), ("langevin", 3)])
+@pytest.mark.parametrize("sampler,levels_factor", [("pc", 2), ("score-sde", 2), ("ald", 3), ("langevin", 3),
+                                                   ("dds", 1), ("ddim", 1)])
 def test_every_sampler_runs_and_counts_network_evaluations_the_same_way(prior, sampler, levels_factor):
     m, y = mri_problem(prior)
     counting = CountingPrior(prior)
     steps, k = 7, 3
     result = reconstruct(counting, m, y, sampler, steps=steps, n_samples=k, progress=False)
-    # corrector_steps defaults: 1 (pc, score-sde: plus one predictor call) and 3 (ald, langevin)
-    assert result.nfe == steps * levels_factor + 1  # + the final Tweedie denoise
+    # corrector_steps defaults: 1 (pc, score-sde: plus one predictor call) and 3 (ald, langevin);
+    # the fast samplers evaluate once per level and end on their own denoised estimate
+    final_denoise = 1 if SAMPLERS[sampler].denoise_at_end else 0
+    assert result.nfe == steps * levels_factor + final_denoise
     assert counting.images == result.nfe * k * y.shape[0]  # per image per sample
     assert result.params["nfe"] == result.nfe and result.params["sampler"] == sampler
     assert result.samples.shape == (k, 2, 1, SIZE, SIZE) and result.mean.shape == (2, 1, SIZE, SIZE)
@@ -168,10 +171,13 @@ def test_project_solves_the_constraint_and_stays_close():
 
 def test_bad_options_are_input_errors(prior):
     m, y = mri_problem(prior, batch=1)
-    for kwargs in ({"sampler": "ddim"}, {"lam": 1.5}, {"steps": 0}, {"n_samples": 0}, {"form": "other"},
+    for kwargs in ({"sampler": "ddpm"}, {"lam": 1.5}, {"sampler": "dds", "eta": 1.5},
+                   {"sampler": "dds", "cg_steps": -1}, {"sampler": "dds", "gamma": -1.0}, {"steps": 0}, {"n_samples": 0}, {"form": "other"},
                    {"snr": -1.0}, {"step_norm": "pixel"}):
         with pytest.raises(InputError):
             reconstruct(prior, m, y, **{"steps": 2, "progress": False, **kwargs})
+    with pytest.raises(InputError, match="dds does not use snr"):
+        reconstruct(prior, m, y, "dds", steps=2, snr=0.2, progress=False)
     wrong_size = operators.undersampled_mri(8, 4)
     with pytest.raises(InputError, match="16x16"):
         reconstruct(prior, wrong_size, wrong_size.A(torch.zeros(1, 1, 8, 8)), steps=2, progress=False)

@@ -89,26 +89,32 @@ def test_lam_zero_samples_the_prior():
 
 
 MEASUREMENTS = {"mri": lambda size: operators.undersampled_mri(size, 4),
-                "ct": lambda size: operators.sparse_view_ct(size, 4),  # ram-lak FBP: residual form
-                "ct-hann": lambda size: operators.sparse_view_ct(size, 4, window="hann")}  # projection form
+                "ct": lambda size: operators.sparse_view_ct(size, 4)}  # the sampler's data step uses the hann FBP
+
+# Each sampler at the settings tested, and how to switch its data step off.
+SAMPLER_RUNS = {"pc": ({"steps": 200}, {"lam": 0.0}),
+                "dds": ({"steps": 50}, {"cg_steps": 0}),
+                "ddim": ({"steps": 50}, {"lam": 0.0})}
 
 
+@pytest.mark.parametrize("sampler", list(SAMPLER_RUNS))
 @pytest.mark.parametrize("task", list(MEASUREMENTS))
-def test_posterior_mean_is_close_to_the_closed_form_and_needs_the_data_step(task):
+def test_posterior_mean_is_close_to_the_closed_form_and_needs_the_data_step(task, sampler):
     size, n = 16, 256
     prior = smooth_gaussian(size)
     m = MEASUREMENTS[task](size)
     y = m.measure(prior.sample(1, torch.Generator().manual_seed(3)).float())
     exact = prior.posterior_mean(m, y).float()
+    settings, no_data = SAMPLER_RUNS[sampler]
 
-    def error(lam: float) -> float:
-        result = reconstruct(prior, m, y, "pc", steps=200, lam=lam, n_samples=n, progress=False, seed=1)
+    def error(**options) -> float:
+        result = reconstruct(prior, m, y, sampler, n_samples=n, progress=False, seed=1, **settings, **options)
         return float((result.mean - exact).norm() / exact.norm())
 
-    # Measured 0.08 (MRI), 0.10 (CT, residual form), 0.14 (CT, hann, projection form) at 200 levels
-    # (MRI: 0.055 at 1000); without the data step 0.78-0.79.
-    assert error(1.0) < 0.2
-    assert error(0.0) > 0.5
+    # Measured: pc 0.08 (MRI) / 0.14 (CT) at 200 levels (MRI: 0.055 at 1000); dds 0.086 / 0.095 and
+    # ddim 0.106 / 0.143 at 50; without the data step 0.78-0.79.
+    assert error() < 0.2
+    assert error(final_projection=False, **no_data) > 0.5
 
 
 @pytest.mark.parametrize("task", ["mri", "ct"])
@@ -117,8 +123,8 @@ def test_final_projection_fits_noiseless_data(task):
     prior = smooth_gaussian(size, 3.0)
     m = operators.undersampled_mri(size, 4) if task == "mri" else operators.sparse_view_ct(size, 8)
     y = m.measure(prior.sample(2, torch.Generator().manual_seed(4)).float())
-    for sampler in ("pc", "ald"):
-        result = reconstruct(prior, m, y, sampler, steps=20, lam=0.8, n_samples=2, progress=False)
+    for sampler, options in (("pc", {"lam": 0.8}), ("ald", {"lam": 0.8}), ("dds", {}), ("ddim", {"lam": 0.8})):
+        result = reconstruct(prior, m, y, sampler, steps=20, n_samples=2, progress=False, **options)
         assert result.params["final_projection"] is True
         for sample_k in result.samples:
             residual = (m.A(sample_k) - y).flatten(1).norm(dim=1) / y.flatten(1).norm(dim=1)

@@ -5,11 +5,15 @@ One entry point, :func:`reconstruct`, runs any sampler of :data:`SAMPLERS`:
 * ``pc``: predictor-corrector with the proximal data-consistency step (the method);
 * ``ald``: "ALD + ours", annealed Langevin dynamics with the proximal step;
 * ``langevin``: Jalal et al.'s annealed Langevin with a likelihood gradient;
-* ``score-sde``: PC on the prior score plus a likelihood gradient against y_t.
+* ``score-sde``: PC on the prior score plus a likelihood gradient against y_t;
+* ``dds`` and ``ddim``: the fast samplers (one network evaluation per level:
+  Tweedie's estimate, a CG or proximal data step, DDIM re-noising; see
+  :mod:`recon.samplers.decomposed`).
 
-Every sampler starts from N(0, sigma_max^2 I), ends with a Tweedie denoise
-x + sigma_min^2 s(x, sigma_min) (one more network evaluation), and counts
-network evaluations the same way (score calls per image per sample).
+Every sampler starts from N(0, sigma_max^2 I) and counts network evaluations
+the same way (score calls per image per sample); the Langevin-type samplers
+end with a Tweedie denoise x + sigma_min^2 s(x, sigma_min) (one more
+evaluation), the fast ones end on their own denoised estimate.
 Samplers with the proximal step finish, for noiseless data, with the exact
 projection onto {A x = y}. :func:`sample` draws unconditional samples.
 """
@@ -21,7 +25,7 @@ from typing import Callable
 import torch
 
 from recon.errors import InputError
-from recon.samplers import ald, core, langevin, pc, score_sde
+from recon.samplers import ald, core, decomposed, langevin, pc, score_sde
 from recon.samplers.consistency import (FORMS, STABLE_FBP_WINDOWS, DataConsistency, default_form, project,
                                        projection_form_is_stable)
 from recon.samplers.likelihood import GaussianLikelihood, operator_norm_squared
@@ -38,6 +42,8 @@ class SamplerSpec:
         proximal: uses the proximal step (``lam``, ``form``, final projection).
         likelihood: uses the likelihood gradient (``rho``).
         description: one line for help texts.
+        options: the tuning parameters it reads (snr, lam, rho, eta, cg_steps, gamma).
+        denoise_at_end: finish with a Tweedie denoise at sigma_min (one more NFE).
     """
 
     run: Callable[[torch.Tensor, core.Context], torch.Tensor]
@@ -46,16 +52,27 @@ class SamplerSpec:
     proximal: bool
     likelihood: bool
     description: str
+    options: tuple[str, ...]
+    denoise_at_end: bool = True
 
 
 SAMPLERS: dict[str, SamplerSpec] = {
     "pc": SamplerSpec(pc.run, 1000, 1, True, False,
-                      "predictor-corrector with the proximal data-consistency step (the paper's method)"),
-    "ald": SamplerSpec(ald.run, 700, 3, True, False, "ALD + ours: annealed Langevin with the proximal step"),
+                      "predictor-corrector with the proximal data-consistency step (the paper's method)",
+                      ("snr", "lam")),
+    "ald": SamplerSpec(ald.run, 700, 3, True, False, "ALD + ours: annealed Langevin with the proximal step",
+                       ("snr", "lam")),
     "langevin": SamplerSpec(langevin.run, 700, 3, False, True,
-                            "Langevin (Jalal et al. 2021): annealed Langevin with a likelihood gradient"),
+                            "Langevin (Jalal et al. 2021): annealed Langevin with a likelihood gradient",
+                            ("snr", "rho")),
     "score-sde": SamplerSpec(score_sde.run, 1000, 1, False, True,
-                             "Score SDE: PC with a likelihood gradient against the noisy measurement"),
+                             "Score SDE: PC with a likelihood gradient against the noisy measurement", ("snr", "rho")),
+    "dds": SamplerSpec(decomposed.run_dds, 50, 0, True, False,
+                       "fast: Tweedie estimate + conjugate-gradient data steps + DDIM re-noising",
+                       ("eta", "cg_steps", "gamma"), denoise_at_end=False),
+    "ddim": SamplerSpec(decomposed.run_ddim, 50, 0, True, False,
+                        "fast: Tweedie estimate + the proximal step + DDIM re-noising", ("eta", "lam"),
+                        denoise_at_end=False),
 }
 
 # Published settings, used when neither the caller nor the prior's metadata
@@ -68,6 +85,8 @@ FALLBACK_DEFAULTS: dict[str, dict[str | None, dict[str, float]]] = {
     "ald": {None: {"snr": 0.386, "lam": 1.0}},
     "langevin": {None: {"snr": 0.212, "rho": 0.713}},
     "score-sde": {None: {"snr": 0.608, "rho": 1.231}},
+    "dds": {None: {"eta": 0.15, "cg_steps": 5, "gamma": 0.0}},
+    "ddim": {None: {"eta": 0.15, "lam": 1.0}},
 }
 
 
@@ -90,8 +109,19 @@ class Reconstruction:
     params: dict
 
 
+# Each option's validity test and its description for error messages.
+OPTION_RULES: dict[str, tuple[Callable[[float], bool], str]] = {
+    "snr": (lambda v: v > 0, "> 0"),
+    "lam": (lambda v: 0 <= v <= 1, "in [0, 1]"),
+    "rho": (lambda v: v > 0, "> 0"),
+    "eta": (lambda v: 0 <= v <= 1, "in [0, 1]"),
+    "cg_steps": (lambda v: int(v) == v and v >= 0, "an integer >= 0"),
+    "gamma": (lambda v: v >= 0, ">= 0"),
+}
+
+
 def sampler_defaults(prior, sampler: str, task: str | None) -> dict[str, float]:
-    """snr/lam/rho defaults: the prior's ``meta["defaults"][task]`` over the published fallbacks.
+    """Option defaults (snr, lam, rho, eta, ...): the prior's ``meta["defaults"][task]`` over the published fallbacks.
 
     For ``pc`` the task's top-level ``snr`` and ``lam`` apply; any sampler also
     reads a sub-dictionary named after it, e.g.
@@ -128,7 +158,8 @@ def reconstruct(prior, measurement, y: torch.Tensor, sampler: str = "pc", *, ste
                 snr: float | None = None, lam: float | None = None, corrector_steps: int | None = None,
                 n_samples: int = 1, seed: int = 0, form: str | None = None, progress: bool = True,
                 callback: Callable[[int, int, torch.Tensor], None] | None = None, task: str | None = None,
-                rho: float | None = None, likelihood_scale: float | None = None,
+                rho: float | None = None, eta: float | None = None, cg_steps: int | None = None,
+                gamma: float | None = None, likelihood_scale: float | None = None,
                 step_norm: str = "image", final_projection: bool | None = None, projection_tol: float = 1e-4,
                 projection_max_iter: int = 1000) -> Reconstruction:
     """Sample the posterior p(x | y) with a score prior and return the mean of K samples.
@@ -153,6 +184,11 @@ def reconstruct(prior, measurement, y: torch.Tensor, sampler: str = "pc", *, ste
         callback: ``callback(level, n_levels, x)`` after every noise level.
         task: ``"ct-sparse-view"``, ``"ct-mar"``, ``"mri"`` or None: selects defaults.
         rho: likelihood std / sigma of the baselines (langevin, score-sde).
+        eta: stochastic share of the fast samplers' re-noising (dds, ddim; 0: deterministic).
+        cg_steps: conjugate-gradient iterations per level of ``dds``.
+        gamma: ``dds``'s weight of ||x - x0||^2 in its data step (0 for noiseless data).
+        A sampler given an option it does not read (see ``SAMPLERS[name].options``)
+        raises an InputError.
         likelihood_scale: L of the baselines' gradient (default ||A||^2, see
             :mod:`recon.samplers.likelihood`).
         step_norm: ``"image"`` (per-image norms in the snr step size) or ``"batch"``.
@@ -172,23 +208,23 @@ def reconstruct(prior, measurement, y: torch.Tensor, sampler: str = "pc", *, ste
     _check(n_samples >= 1, f"--samples: must be >= 1, got {n_samples}")
     _check(form in FORMS, f"unknown data-consistency form {form!r}; choose one of {', '.join(FORMS)}")
     _check(step_norm in core.STEP_NORMS, f"step_norm must be one of {', '.join(core.STEP_NORMS)}, got {step_norm!r}")
+    given = {"snr": snr, "lam": lam, "rho": rho, "eta": eta, "cg_steps": cg_steps, "gamma": gamma}
     defaults = sampler_defaults(prior, sampler, task)
-    snr = defaults["snr"] if snr is None else float(snr)
-    _check(snr > 0, f"--snr: must be > 0, got {snr}")
-    params = {"sampler": sampler, "task": task, "steps": steps, "corrector_steps": corrector_steps, "snr": snr,
-              "step_norm": step_norm, "n_samples": n_samples, "seed": seed}
+    values = {name: defaults[name] if given[name] is None else given[name] for name in spec.options}
+    for name, value in values.items():
+        _check(OPTION_RULES[name][0](value), f"--{name.replace('_', '-')}: must be {OPTION_RULES[name][1]}, got {value}")
+    unused = sorted(name for name, value in given.items() if value is not None and name not in spec.options)
+    _check(not unused, f"sampler {sampler} does not use {', '.join(unused)}; it reads {', '.join(spec.options)}")
+    params = {"sampler": sampler, "task": task, "steps": steps, "corrector_steps": corrector_steps,
+              "step_norm": step_norm, "n_samples": n_samples, "seed": seed, **values}
+    lam = values.get("lam", 1.0)
     if spec.proximal:
-        lam = defaults["lam"] if lam is None else float(lam)
-        _check(0 <= lam <= 1, f"--lam: must lie in [0, 1], got {lam}")
         _check(form == "residual" or projection_form_is_stable(measurement),
                f"the projection form diverges with the {getattr(measurement.transform, 'window', '?')} FBP window "
                "(FBP R amplifies); build the CT measurement with window='hann' or use form='residual'")
-        params.update(lam=lam, form=form)
+        params.update(form=form)
         if hasattr(measurement.transform, "window"):
             params["fbp_window"] = measurement.transform.window
-    if spec.likelihood:
-        rho = defaults["rho"] if rho is None else float(rho)
-        _check(rho > 0, f"rho must be > 0, got {rho}")
 
     device = y.device
     with torch.no_grad():
@@ -199,6 +235,7 @@ def reconstruct(prior, measurement, y: torch.Tensor, sampler: str = "pc", *, ste
                    f"prior {prior.meta.get('id')!r} is for {size}x{size} images but the measurement is "
                    f"{like.shape[-2]}x{like.shape[-1]}")
         if spec.likelihood:
+            rho = values["rho"]
             likelihood_scale = operator_norm_squared(measurement, like) if likelihood_scale is None \
                 else float(likelihood_scale)
             params.update(rho=rho, likelihood_scale=likelihood_scale)
@@ -216,14 +253,18 @@ def reconstruct(prior, measurement, y: torch.Tensor, sampler: str = "pc", *, ste
         for g, k in enumerate(groups):
             y_k = y.repeat(k, *([1] * (y.dim() - 1)))
             label = sampler if len(groups) == 1 else f"{sampler} {g + 1}/{len(groups)}"
-            ctx = _context(prior, sigmas, generator, snr, corrector_steps, step_norm, progress, callback, label)
+            ctx = _context(prior, sigmas, generator, values.get("snr", 0.0), corrector_steps, step_norm, progress,
+                           callback, label)
+            ctx.eta, ctx.cg_steps, ctx.gamma = (values.get(k, getattr(ctx, k)) for k in ("eta", "cg_steps", "gamma"))
             if spec.proximal:
                 ctx.consistency = DataConsistency(measurement, y_k, lam, form)
             if spec.likelihood:
                 ctx.likelihood = GaussianLikelihood(measurement, y_k, rho, like, likelihood_scale)
             x = sigmas[0] * torch.randn((k * like.shape[0], *like.shape[1:]), generator=generator,
                                         device=device, dtype=like.dtype)
-            x = _tweedie(ctx, spec.run(x, ctx))
+            x = spec.run(x, ctx)
+            if spec.denoise_at_end:
+                x = _tweedie(ctx, x)
             if project_at_end:
                 x, info = project(measurement, x, y_k, projection_tol, projection_max_iter)
                 projection = {"iterations": max(projection["iterations"], info["iterations"]),

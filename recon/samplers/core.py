@@ -80,6 +80,9 @@ class Context:
         callback: called as ``callback(level, n_levels, x)`` after every level.
         progress: show a tqdm bar over the noise levels.
         label: the bar's description.
+        eta: stochastic share of the re-noising in the fast samplers (0: deterministic).
+        cg_steps: conjugate-gradient iterations of the ``dds`` data step.
+        gamma: weight of ||x - x0||^2 against ||A x - y||^2 in the ``dds`` data step.
     """
 
     score: CountedScore
@@ -93,6 +96,9 @@ class Context:
     callback: Callable[[int, int, torch.Tensor], None] | None = None
     progress: bool = True
     label: str = "sampling"
+    eta: float = 0.0
+    cg_steps: int = 5
+    gamma: float = 0.0
 
     def noise(self, like: torch.Tensor) -> torch.Tensor:
         """Standard normal noise shaped like ``like``."""

@@ -1,0 +1,97 @@
+"""Fast samplers: Tweedie's denoised estimate, a data step on it, DDIM re-noising.
+
+One network evaluation per noise level. At level sigma_i (largest first)::
+
+    x0  = x + sigma_i^2 s(x, sigma_i)                 Tweedie's estimate of the clean image
+    x0' = data step on x0                             (below)
+    e   = (x - x0) / sigma_i                          the noise the network saw
+    x   = x0' + sigma_next (sqrt(1 - eta^2) e + eta z)   re-noise (eta = 0: deterministic DDIM)
+
+and after the last level (sigma_next = 0) x = x0'. NFE = N. No gradient
+flows through the network.
+
+Data steps:
+
+* ``dds`` (decomposed diffusion sampling, after Chung, Lee & Ye, ICLR 2024):
+  ``cg_steps`` conjugate-gradient iterations on
+  (A^T A + gamma I) x = A^T y + gamma x0 started at x0; the few Krylov steps
+  keep x near the denoised image while fitting the data (gamma = 0 for
+  noiseless data, > 0 to stop at a noise-aware balance).
+* ``ddim``: the paper's proximal step (Theorem 8.1) applied to x0 against the
+  measurement y itself, x0' = T^-1[lam Lambda P^-1 y + (1 - lam) Lambda T x0 + (I - Lambda) T x0].
+"""
+from __future__ import annotations
+
+import torch
+
+from recon.samplers import core
+from recon.samplers.consistency import _dot
+
+
+def conjugate_gradient(normal, rhs: torch.Tensor, x: torch.Tensor, iterations: int, rtol: float = 1e-4
+                       ) -> torch.Tensor:
+    """``iterations`` CG steps on normal(x) = rhs, per image, from x; (B, 1, H, W).
+
+    ``normal`` must be symmetric positive semi-definite (here A^T A + gamma I).
+    An image stops once its residual is below ``rtol`` times the larger of
+    ||rhs|| and its first residual:
+    past that point the residual is round-off, largely in the null space of
+    A^T A (MRI's A^T A is a projection, solved in one step), and a further
+    step would divide round-off by round-off.
+    """
+    view = (-1,) + (1,) * (x.dim() - 1)
+    r = rhs - normal(x)
+    p = r.clone()
+    rr = _dot(r, r)
+    floor = torch.maximum(rr, _dot(rhs, rhs)) * rtol ** 2
+    for _ in range(iterations):
+        q = normal(p)
+        pq = _dot(p, q)
+        alpha = torch.where((pq > 0) & (rr > floor), rr / pq.clamp_min(1e-30), torch.zeros_like(pq))
+        x = x + alpha.reshape(view) * p
+        r = r - alpha.reshape(view) * q
+        rr_new = _dot(r, r)
+        beta = torch.where(rr > 0, rr_new / rr.clamp_min(1e-30), torch.zeros_like(rr))
+        p = r + beta.reshape(view) * p
+        rr = rr_new
+    return x
+
+
+def cg_data_step(ctx: core.Context, x0: torch.Tensor) -> torch.Tensor:
+    """x0 moved by ``ctx.cg_steps`` CG iterations towards the data (the ``dds`` step)."""
+    m, y, gamma = ctx.consistency.measurement, ctx.consistency.y, ctx.gamma
+
+    def normal(v: torch.Tensor) -> torch.Tensor:
+        return m.A_adjoint(m.A(v)) + gamma * v
+
+    return conjugate_gradient(normal, m.A_adjoint(y) + gamma * x0, x0, ctx.cg_steps)
+
+
+def proximal_data_step(ctx: core.Context, x0: torch.Tensor) -> torch.Tensor:
+    """The proximal step on x0 against y itself (the ``ddim`` step)."""
+    return ctx.data_step(x0, 0.0)
+
+
+def _run(x: torch.Tensor, ctx: core.Context, data_step) -> torch.Tensor:
+    for i, sigma, sigma_next in ctx.levels():
+        x0 = x + sigma ** 2 * ctx.score(x, sigma)
+        fitted = x0 if ctx.consistency is None else data_step(ctx, x0)
+        if sigma_next > 0:
+            noise = (x - x0) / sigma
+            if ctx.eta > 0:
+                noise = (1 - ctx.eta ** 2) ** 0.5 * noise + ctx.eta * ctx.noise(x)
+            x = fitted + sigma_next * noise
+        else:
+            x = fitted
+        ctx.level_done(i, x)
+    return x
+
+
+def run_dds(x: torch.Tensor, ctx: core.Context) -> torch.Tensor:
+    """Decomposed sampling from x ~ N(0, sigma_max^2 I) (B, 1, H, W) to the clean estimate."""
+    return _run(x, ctx, cg_data_step)
+
+
+def run_ddim(x: torch.Tensor, ctx: core.Context) -> torch.Tensor:
+    """DDIM with the proximal step from x ~ N(0, sigma_max^2 I) (B, 1, H, W) to the clean estimate."""
+    return _run(x, ctx, proximal_data_step)

@@ -1,13 +1,21 @@
 """Shared flow of the reconstruction verbs (`recon ct`, `recon mri`, `recon mar`).
 
-read the input -> build the measurement A -> simulate or load y -> reconstruct
-slice batches with the score prior or a classical method -> write the
+read the input -> build each slice batch's problem (the measurement A and y,
+simulated from the input or, for MAR on a real scan, taken from it) ->
+reconstruct with the score prior or a classical method -> write the
 reconstruction in the input's format, a PNG panel and ``metrics.json``.
+
+Launched by ``torchrun`` (WORLD_SIZE > 1), the slice batches are shared out
+round-robin between the processes (gloo on CPU, NCCL on GPU ``cuda:LOCAL_RANK``),
+gathered back in slice order on rank 0, and only rank 0 writes outputs. Each
+batch is seeded by ``--seed`` plus the index of its first slice, so the result
+does not depend on the number of processes.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import time
 from dataclasses import dataclass
@@ -20,6 +28,30 @@ import torch
 from operators import Measurement
 from recon.errors import InputError
 from recon.units import hu_to_model
+
+METRICS_NOTE = "PSNR/SSIM: data range 1 on model units, whole image, output clipped to [0, 1]"
+NO_REFERENCE_NOTE = "no PSNR/SSIM: there is no reference image (the input is the measured scan itself)"
+
+
+@dataclass
+class Problem:
+    """One slice batch's inverse problem, as a task builds it.
+
+    Attributes:
+        measurement: A = P(Lambda) T for the batch.
+        y: the measurements, as ``measurement.measure`` returns them.
+        has_reference: the batch's input images are the ground truth (the
+            measurement was simulated from them); False for a real measured scan.
+        keep: (B, 1, N, N) bool, the pixels PSNR/SSIM count (None: all).
+        finish: post-processing of reconstructions (B, 1, N, N) -> (B, 1, N, N),
+            applied to the method and the baseline (e.g. metal reinsertion).
+    """
+
+    measurement: Measurement
+    y: torch.Tensor
+    has_reference: bool = True
+    keep: torch.Tensor | None = None
+    finish: Callable[[torch.Tensor], torch.Tensor] | None = None
 
 
 @dataclass
@@ -34,6 +66,13 @@ class Task:
         measurement: builds A for an image side, the parsed arguments and the
             reference images (B, 1, N, N) (MAR needs them to find the metal).
         describe: a one-line description of the measurement for outputs.
+        problem: builds a batch's :class:`Problem` from its images (B, 1, N, N)
+            in model units, the arguments and the index of its first slice.
+            Default: A from ``measurement`` and y = A x simulated with noise
+            seeded by ``--seed`` plus that index.
+        check: validates the whole input once, (S, 1, H, W) model units at the
+            input's size, before anything is loaded or reconstructed.
+        metrics_note: how PSNR/SSIM are computed, for ``metrics.json``.
     """
 
     name: str
@@ -42,6 +81,9 @@ class Task:
     methods: tuple[str, ...]
     measurement: Callable[[int, argparse.Namespace, torch.Tensor], Measurement]
     describe: Callable[[argparse.Namespace], str]
+    problem: Callable[[torch.Tensor, argparse.Namespace, int], Problem] | None = None
+    check: Callable[[torch.Tensor, argparse.Namespace], None] | None = None
+    metrics_note: str = METRICS_NOTE
 
 
 def register_verb(subparsers, name: str, help_text: str, doc: str, task: Task,
@@ -62,7 +104,8 @@ def add_common_arguments(parser: argparse.ArgumentParser, task_methods: tuple[st
                         help="score (the learned prior) or a classical baseline (default: score)")
     add_sampler_arguments(parser)
     parser.add_argument("--samples", type=int, default=1, help="posterior samples K; K > 1 also writes a std map")
-    parser.add_argument("--batch-size", type=int, default=8, help="slices reconstructed together")
+    parser.add_argument("--batch-size", type=int, default=8,
+                        help="slices reconstructed together (under torchrun: per process and batch)")
     parser.add_argument("--resample", action="store_true",
                         help="resize slices to the prior's size (and back) when they differ")
     parser.add_argument("--square", choices=("refuse", "pad", "crop"), default="refuse",
@@ -104,12 +147,15 @@ def _resize(images: torch.Tensor, size: int) -> torch.Tensor:
                                            antialias=images.shape[-1] > size)
 
 
+def simulated_problem(task: Task, x: torch.Tensor, args: argparse.Namespace, first_slice: int) -> Problem:
+    """The default problem: y = A x (+ noise seeded by ``--seed`` + ``first_slice``)."""
+    measurement = task.measurement(x.shape[-1], args, x)
+    generator = torch.Generator(device=x.device).manual_seed(args.seed + first_slice)
+    return Problem(measurement, measurement.measure(x, generator))
+
+
 def run(task: Task, args: argparse.Namespace) -> int:
     """Reconstruct every slice of ``args.input`` for ``task``; returns an exit code."""
-    from recon import io
-    from recon.baselines import BASELINES
-    from recon.metrics import psnr, ssim
-
     if args.samples < 1:
         raise InputError(f"--samples must be >= 1, got {args.samples}")
     if args.batch_size < 1:
@@ -117,9 +163,27 @@ def run(task: Task, args: argparse.Namespace) -> int:
     if args.lam is not None and not 0 <= args.lam <= 1:
         raise InputError(f"--lam must lie in [0, 1], got {args.lam}")
     device = device_from(args.device)
+    shard = None
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        from priors import distributed
+
+        shard = distributed.setup(str(device))
+        device = shard.device
+    try:
+        return _run(task, args, device, shard)
+    finally:
+        if shard is not None:
+            distributed.teardown(shard)
+
+
+def _run(task: Task, args: argparse.Namespace, device: torch.device, shard) -> int:
+    from recon import io
+
     volume = io.read_volume(args.input, modality=task.modality, square=args.square)
     images = torch.from_numpy(volume.data).float().unsqueeze(1)  # (S, 1, H, W) model units
     side = images.shape[-1]
+    if task.check is not None:
+        task.check(images, args)
 
     prior = None
     if args.method == "score":
@@ -136,33 +200,76 @@ def run(task: Task, args: argparse.Namespace) -> int:
             images = _resize(images, prior.meta["size"])
     size = images.shape[-1]
 
-    generator = torch.Generator(device=device).manual_seed(args.seed)
     started = time.perf_counter()
-    outputs, baselines, stds, nfe, params = [], [], [], 0, {}
-    for start in range(0, images.shape[0], args.batch_size):
-        x_ref = images[start:start + args.batch_size].to(device)
-        measurement = task.measurement(size, args, x_ref)
-        y = measurement.measure(x_ref, generator)
-        baselines.append(BASELINES[task.baseline](measurement, y).cpu())
-        if prior is None:
-            outputs.append(BASELINES[args.method](measurement, y).cpu())
-            continue
-        from recon.samplers import reconstruct
-
-        result = reconstruct(prior, measurement, y, **_sampler_options(args, task, start))
-        outputs.append(result.mean.cpu())
-        if result.std is not None:
-            stds.append(result.std.cpu())
-        nfe, params = result.nfe, result.params
+    starts = list(range(0, images.shape[0], args.batch_size))
+    if shard is not None:
+        starts = starts[shard.rank::shard.world_size]
+    show_progress = not args.quiet and (shard is None or shard.is_main)
+    local = _reconstruct_batches(task, args, prior, images, starts, device, show_progress)
+    parts = _gather(local, shard)
+    if parts is None:
+        return 0  # not rank 0: rank 0 writes everything
     wall = time.perf_counter() - started
+    batches = sorted((b for part in parts for b in part["batches"]), key=lambda b: b["start"])
+    nfe, params = next(((p["nfe"], p["params"]) for p in parts if p["params"]), (0, {}))
 
-    output = torch.cat(outputs)
-    baseline = torch.cat(baselines)
-    std = torch.cat(stds) if stds else None
+    output = torch.cat([b["output"] for b in batches])
+    baseline = torch.cat([b["baseline"] for b in batches])
+    std = torch.cat([b["std"] for b in batches]) if batches[0]["std"] is not None else None
+    keep = torch.cat([b["keep"] for b in batches]) if batches[0]["keep"] is not None else None
+    has_reference = all(b["has_reference"] for b in batches)
     if size != side:
         output, baseline = _resize(output, side), _resize(baseline, side)
         std = _resize(std, side) if std is not None else None
+        keep = _resize(keep.float(), side) > 0.999 if keep is not None else None  # drop pixels near excluded ones
         images = torch.from_numpy(volume.data).float().unsqueeze(1)
+    reference = images if has_reference else None
+    return _write_outputs(task, args, volume, prior, output, baseline, std, images, reference, keep,
+                          nfe, params, wall, size, side, device, shard)
+
+
+def _reconstruct_batches(task: Task, args: argparse.Namespace, prior, images: torch.Tensor, starts: list[int],
+                         device: torch.device, progress: bool) -> dict:
+    """Reconstruct the batches beginning at ``starts``; CPU tensors per batch, plus NFE and sampler parameters."""
+    from recon.baselines import BASELINES
+
+    batches, nfe, params = [], 0, {}
+    for start in starts:
+        x = images[start:start + args.batch_size].to(device)
+        problem = task.problem(x, args, start) if task.problem else simulated_problem(task, x, args, start)
+        baseline = BASELINES[task.baseline](problem.measurement, problem.y)
+        std = None
+        if prior is None:
+            output = BASELINES[args.method](problem.measurement, problem.y)
+        else:
+            from recon.samplers import reconstruct
+
+            result = reconstruct(prior, problem.measurement, problem.y, **_sampler_options(args, task, start, progress))
+            output, std, nfe, params = result.mean, result.std, result.nfe, result.params
+        if problem.finish is not None:
+            output, baseline = problem.finish(output), problem.finish(baseline)
+        batches.append({"start": start, "output": output.cpu(), "baseline": baseline.cpu(),
+                        "std": None if std is None else std.cpu(),
+                        "keep": None if problem.keep is None else problem.keep.cpu(),
+                        "has_reference": problem.has_reference})
+    return {"batches": batches, "nfe": nfe, "params": params}
+
+
+def _gather(local: dict, shard) -> list[dict] | None:
+    """Every process's results on rank 0 (None on the other ranks); the identity without torchrun."""
+    if shard is None:
+        return [local]
+    import torch.distributed as dist
+
+    parts = [None] * shard.world_size if shard.is_main else None
+    dist.gather_object(local, parts, dst=0)
+    return parts
+
+
+def _write_outputs(task, args, volume, prior, output, baseline, std, images, reference, keep,
+                   nfe, params, wall, size, side, device, shard) -> int:
+    from recon import io
+    from recon.panel import save_panel
 
     args.output.mkdir(parents=True, exist_ok=True)
     stem = args.input.name.split(".")[0] or "input"
@@ -174,15 +281,17 @@ def run(task: Task, args: argparse.Namespace) -> int:
         written += io.write_volume(volume, (std[:, 0] + offset).numpy(), args.output, f"{stem}_{method_name}_std",
                                    description=f"posterior std ({args.samples} samples), {task.describe(args)}")
 
-    metrics = _metrics(output, baseline, images, task, psnr, ssim)
+    metrics = {} if reference is None else _metrics(output, baseline, reference, keep, task)
     middle = output.shape[0] // 2
-    from recon.panel import save_panel
-
-    panel = {"reference": images[middle, 0].numpy(), task.baseline: baseline[middle, 0].numpy(),
-             method_name: output[middle, 0].numpy()}
+    panel = {"reference" if reference is not None else "input": images[middle, 0].numpy(),
+             task.baseline: baseline[middle, 0].numpy(), method_name: output[middle, 0].numpy()}
+    error = None
+    if reference is not None:
+        error = np.abs(output[middle, 0].numpy() - reference[middle, 0].numpy())
+        if keep is not None:
+            error = error * keep[middle, 0].numpy()  # excluded pixels (metal) would swamp the colour scale
     std_scale = 4000.0 if task.modality == "ct" else volume.scale
-    panel_path = save_panel(args.output / f"{stem}_{method_name}.png", panel, task.modality,
-                            error=np.abs(output[middle, 0].numpy() - images[middle, 0].numpy()),
+    panel_path = save_panel(args.output / f"{stem}_{method_name}.png", panel, task.modality, error=error,
                             std=None if std is None else std[middle, 0].numpy() * std_scale,
                             std_unit="HU" if task.modality == "ct" else "",
                             title=f"{task.describe(args)}; slice {middle + 1}/{output.shape[0]}")
@@ -192,8 +301,9 @@ def run(task: Task, args: argparse.Namespace) -> int:
         "slices": int(output.shape[0]), "size": side, "resampled_to": size if size != side else None,
         "nfe_per_slice": nfe * args.samples, "wall_time_s": round(wall, 3),
         "wall_time_per_slice_s": round(wall / output.shape[0], 3),
-        "device": str(device), "host": platform.node(), "parameters": {**vars_json(args), **params},
-        "metrics_note": "PSNR/SSIM: data range 1 on model units, whole image, output clipped to [0, 1]",
+        "device": str(device), "processes": 1 if shard is None else shard.world_size, "host": platform.node(),
+        "parameters": {**vars_json(args), **params},
+        "metrics_note": task.metrics_note if reference is not None else NO_REFERENCE_NOTE,
         **metrics, "files": [str(p) for p in [*written, panel_path]],
     }
     _write_json(args.output / "metrics.json", report)
@@ -202,20 +312,24 @@ def run(task: Task, args: argparse.Namespace) -> int:
     return 0
 
 
-def _sampler_options(args: argparse.Namespace, task: Task, slice_offset: int) -> dict:
+def _sampler_options(args: argparse.Namespace, task: Task, slice_offset: int, progress: bool) -> dict:
     options = {"task": task.name, "n_samples": args.samples, "seed": args.seed + slice_offset,
-               "progress": not args.quiet}
+               "progress": progress}
     for name in ("sampler", "steps", "snr", "lam"):
         if getattr(args, name) is not None:
             options[name] = getattr(args, name)
     return options
 
 
-def _metrics(output, baseline, reference, task, psnr, ssim) -> dict:
+def _metrics(output: torch.Tensor, baseline: torch.Tensor, reference: torch.Tensor, keep: torch.Tensor | None,
+             task: Task) -> dict:
+    """Per-slice and mean PSNR/SSIM of the method and the baseline, on the ``keep`` pixels (None: all)."""
+    from recon.metrics import psnr, ssim
+
     per_method = {}
     for name, images in (("method", output), (task.baseline, baseline)):
-        p = np.asarray(psnr(images, reference), dtype=float)
-        s = np.asarray(ssim(images, reference), dtype=float)
+        p = np.asarray(psnr(images, reference, mask=keep), dtype=float)
+        s = np.asarray(ssim(images, reference, mask=keep), dtype=float)
         per_method[name] = {"psnr": p.tolist(), "ssim": s.tolist()}
     return {"per_slice": per_method,
             "mean": {"psnr": float(np.mean(per_method["method"]["psnr"])),

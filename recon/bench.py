@@ -1,0 +1,229 @@
+"""Benchmarks in the shape of the paper's Tables 8.1-8.3 and Figure 8.5, and NFE curves.
+
+A :class:`Problem` is one measurement setting (sparse-view CT with V views,
+MRI at R-fold acceleration, metal artifact removal); a :class:`Method` is a
+classical baseline or a score sampler at a number of network evaluations.
+:func:`evaluate` runs every method on every problem over the same test
+slices (noiseless simulated data) and returns one row per (problem, method)
+with per-slice PSNR / SSIM, wall time per slice and NFE per slice.
+
+Metrics follow :mod:`recon.metrics`: model units, output clipped to [0, 1],
+data range 1, whole image; for MAR the true metal pixels are left out.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import h5py
+import numpy as np
+import torch
+
+from operators import Radon, metal_trace, sparse_view_ct, undersampled_mri
+from recon.errors import InputError
+from recon.metrics import metal_excluded_mask, psnr, ssim
+from recon.units import model_to_hu
+
+TASK_MODALITY = {"ct-sparse-view": "ct", "ct-mar": "ct", "mri": "mri"}
+DIRECT_BASELINE = {"ct-sparse-view": "fbp", "ct-mar": "li", "mri": "zero-filled"}
+MAR_THRESHOLD_HU = 3000.0
+MAR_FOV_CM = 38.0  # field of view of the thorax phantom
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A measurement setting: ``task`` with ``setting`` views (CT) or acceleration (MRI); MAR has 0."""
+
+    task: str
+    setting: int = 0
+
+    @property
+    def label(self) -> str:
+        return {"ct-sparse-view": f"{self.setting} views", "mri": f"{self.setting}x", "ct-mar": "metal"}[self.task]
+
+    def cases(self, x: torch.Tensor, first_index: int):
+        """Yield (measurement, y, reference, metric mask or None) for reference images x (B, 1, N, N).
+
+        Sparse-view CT and MRI yield the whole batch at once; MAR simulates
+        implants per slice (seed = the slice's index in the split), estimates
+        the metal from the corrupted FBP (> 3000 HU, dilated by one pixel) as
+        a user's scan would need, and removes its trace.
+        """
+        size = x.shape[-1]
+        if self.task == "ct-sparse-view":
+            m = sparse_view_ct(size, self.setting)
+            yield m, m.A(x), x, None
+        elif self.task == "mri":
+            m = undersampled_mri(size, self.setting)
+            yield m, m.A(x), x, None
+        elif self.task == "ct-mar":
+            from recon.metal import segment_metal, simulate_metal
+
+            radon = Radon(size)
+            for offset, image in enumerate(x.cpu()):
+                case = simulate_metal(model_to_hu(image[0]).numpy(), seed=first_index + offset,
+                                      pixel_size_cm=MAR_FOV_CM / size, radon=radon)
+                found = segment_metal(model_to_hu(case.corrupted_fbp), threshold_hu=MAR_THRESHOLD_HU, dilate=1)
+                m, y = case.measurement(metal_trace(found, radon))
+                yield m, y.to(x.device), case.clean.to(x.device), metal_excluded_mask(case.metal_mask)
+        else:
+            raise InputError(f"unknown benchmark task {self.task!r}; choose one of {', '.join(TASK_MODALITY)}")
+
+
+def steps_for_nfe(sampler: str, nfe: int) -> int:
+    """Noise levels N giving about ``nfe`` network evaluations with the sampler's default corrector steps."""
+    from recon.samplers import SAMPLERS
+
+    spec = SAMPLERS[sampler]
+    per_level = spec.corrector_steps + (1 if sampler in ("pc", "score-sde") else 0) or 1
+    return max(1, (nfe - int(spec.denoise_at_end)) // per_level)
+
+
+@dataclass(frozen=True)
+class Method:
+    """A classical baseline (``name`` a key of BASELINES) or a score sampler (``sampler`` set).
+
+    Parse from text with :meth:`parse`: ``"fista-tv"``, ``"score"`` (the
+    default sampler at its default steps), ``"score:pc:2000"`` (pc at about
+    2000 NFE), ``"score:dds:50"``.
+    """
+
+    name: str
+    sampler: str | None = None
+    nfe: int | None = None
+
+    @staticmethod
+    def parse(text: str) -> "Method":
+        from recon.baselines import BASELINES
+        from recon.samplers import SAMPLERS
+
+        parts = text.split(":")
+        if parts[0] != "score":
+            if text not in BASELINES:
+                raise InputError(f"unknown method {text!r}; choose a baseline ({', '.join(BASELINES)}) or "
+                                 "score[:SAMPLER[:NFE]]")
+            return Method(text)
+        sampler = parts[1] if len(parts) > 1 else None
+        if sampler is not None and sampler not in SAMPLERS:
+            raise InputError(f"method {text!r}: unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}")
+        try:
+            nfe = int(parts[2]) if len(parts) > 2 else None
+        except ValueError:
+            raise InputError(f"method {text!r}: the NFE after the sampler must be an integer") from None
+        return Method(text, sampler, nfe)
+
+    @property
+    def is_score(self) -> bool:
+        return self.name.startswith("score")
+
+    def run(self, problem: Problem, measurement, y: torch.Tensor, prior, seed: int) -> tuple[torch.Tensor, int]:
+        """Reconstruct; returns images (B, 1, N, N) and network evaluations per slice."""
+        if not self.is_score:
+            from recon.baselines import BASELINES
+
+            return BASELINES[self.name](measurement, y), 0
+        from recon.samplers import reconstruct
+
+        options = {}
+        if self.sampler is not None:
+            options["sampler"] = self.sampler
+            if self.nfe is not None:
+                options["steps"] = steps_for_nfe(self.sampler, self.nfe)
+        result = reconstruct(prior, measurement, y, task=problem.task, seed=seed, progress=False, **options)
+        return result.mean, result.nfe
+
+
+def load_split(path: Path | str, split: str, n: int) -> torch.Tensor:
+    """First ``n`` images of ``/{split}/images`` of a dataset file, (n, 1, H, W) float32 model units."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: no such dataset file (build one with `recon data build`)")
+    with h5py.File(path, "r") as f:
+        if f"{split}/images" not in f:
+            raise InputError(f"{path}: no /{split}/images dataset")
+        return torch.from_numpy(np.asarray(f[f"{split}/images"][:n], dtype=np.float32))
+
+
+def evaluate(images: torch.Tensor, problems: list[Problem], methods: list[Method], prior=None, batch: int = 8,
+             seed: int = 0, device: torch.device | str = "cpu", progress: bool = True) -> list[dict]:
+    """Every method on every problem over ``images`` (n, 1, N, N); one row per (problem, method).
+
+    Rows: task, setting, label, method, psnr / ssim (lists, one value per
+    slice), seconds (wall time per slice), nfe (per slice; 0 for classical
+    methods). Score methods need ``prior``.
+    """
+    from tqdm import tqdm
+
+    if any(m.is_score for m in methods) and prior is None:
+        raise InputError("score methods need a prior")
+    rows = []
+    jobs = [(p, m) for p in problems for m in methods]
+    for problem, method in tqdm(jobs, desc="bench", unit="run", disable=not progress, dynamic_ncols=True):
+        scores, seconds, nfe = {"psnr": [], "ssim": []}, 0.0, 0
+        for start in range(0, images.shape[0], batch):
+            x = images[start:start + batch].to(device)
+            for m, y, reference, keep in problem.cases(x, start):
+                began = time.perf_counter()
+                out, nfe = method.run(problem, m, y, prior, seed + start)
+                seconds += time.perf_counter() - began
+                scores["psnr"] += list(np.atleast_1d(psnr(out, reference, mask=keep)))
+                scores["ssim"] += list(np.atleast_1d(ssim(out, reference, mask=keep)))
+        rows.append({"task": problem.task, "setting": problem.setting, "label": problem.label,
+                     "method": method.name, **scores, "seconds": seconds / images.shape[0], "nfe": nfe})
+    return rows
+
+
+def _mean_std(values: list[float], digits: int) -> str:
+    v = np.asarray(values, dtype=float)
+    return f"{v.mean():.{digits}f} ± {v.std():.{digits}f}"
+
+
+def markdown(rows: list[dict]) -> str:
+    """A markdown table: task, setting, method, PSNR, SSIM (mean ± std), NFE, seconds per slice."""
+    lines = ["| task | setting | method | PSNR (dB) | SSIM | NFE | s / slice |", "|---|---|---|---|---|---:|---:|"]
+    for r in rows:
+        lines.append(f"| {r['task']} | {r['label']} | {r['method']} | {_mean_std(r['psnr'], 2)} | "
+                     f"{_mean_std(r['ssim'], 3)} | {r['nfe']} | {r['seconds']:.2f} |")
+    return "\n".join(lines)
+
+
+def _bands(ax, xs, rows: list[dict], key: str, label: str) -> None:
+    means = np.array([np.mean(r[key]) for r in rows])
+    stds = np.array([np.std(r[key]) for r in rows])
+    ax.plot(xs, means, marker="o", label=label)
+    ax.fill_between(xs, means - stds, means + stds, alpha=0.2)
+
+
+def plot_against(rows: list[dict], x_of, x_label: str, group_of, path: Path, title: str,
+                 log_x: bool = False) -> Path:
+    """PSNR and SSIM (mean ± std bands) against ``x_of(row)`` for every ``group_of(row)``, one panel row per task."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from recon.io import atomic_path
+
+    tasks = list(dict.fromkeys(r["task"] for r in rows))
+    fig, axes = plt.subplots(len(tasks), 2, figsize=(10, 3.6 * len(tasks)), squeeze=False)
+    for t, task in enumerate(tasks):
+        task_rows = [r for r in rows if r["task"] == task]
+        for group in dict.fromkeys(group_of(r) for r in task_rows):
+            series = sorted((r for r in task_rows if group_of(r) == group), key=x_of)
+            xs = [x_of(r) for r in series]
+            for c, key in enumerate(("psnr", "ssim")):
+                _bands(axes[t, c], xs, series, key, group)
+        for c, key in enumerate(("PSNR (dB)", "SSIM")):
+            axes[t, c].set(xlabel=x_label, ylabel=key, title=f"{task}: {key}")
+            if log_x:
+                axes[t, c].set_xscale("log")
+            axes[t, c].grid(alpha=0.3)
+        axes[t, 1].legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+    return path

@@ -1,0 +1,172 @@
+"""`recon bench`: paper-style benchmarks on the test split of the project's datasets.
+
+    recon bench tables   --ct ct128.h5 --mri mri128.h5 [--n 8] [--quick] -o out/bench
+    recon bench samplers --ct ct128.h5 --mri mri128.h5 [--nfe 2000]
+    recon bench nfe      --ct ct128.h5 --mri mri128.h5 [--nfe-list 10 20 50 100 200 500 1000 2000]
+
+Suites:
+  tables    Tables 8.1-8.3 and Figure 8.5: MRI at 24x / 8x / 4x, sparse-view CT
+            with 10 / 20 / 23 views, MAR; classical baselines beside the score
+            method (its default sampler), PSNR / SSIM against the number of
+            measurements.
+  samplers  the paper's samplers (pc, ald, langevin, score-sde) at equal network
+            evaluations on 23-view CT and 8x MRI, beside FBP / zero-filled.
+  nfe       PSNR / SSIM against network evaluations for the fast samplers
+            (dds, ddim) and pc on 23-view CT and 8x MRI.
+
+Each writes report.md (tables with the command, commit, machine, prior ids,
+slices and seed), results.json (per-slice values) and PNG plots. --quick
+uses 4 slices and small evaluation budgets so a suite finishes in minutes on
+a CPU; the defaults are the full runs for a GPU.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from recon import bench
+from recon.bench import Method, Problem
+from recon.errors import InputError
+
+SUITES = ("tables", "samplers", "nfe")
+TABLE_METHODS = {"ct-sparse-view": ("fbp", "fista-tv", "sirt", "score"),
+                 "mri": ("zero-filled", "cs-tv", "cs-wavelet", "score"),
+                 "ct-mar": ("li", "nmar", "score")}
+PAPER_SAMPLERS = ("pc", "ald", "langevin", "score-sde")
+CURVE_SAMPLERS = ("dds", "ddim", "pc")
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("bench", help="paper-style benchmarks (tables, samplers, nfe)", description=__doc__,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("suite", choices=SUITES)
+    parser.add_argument("--ct", type=Path, default=None, help="CT dataset (HDF5 from `recon data build`)")
+    parser.add_argument("--mri", type=Path, default=None, help="MRI dataset (HDF5 from `recon data build`)")
+    parser.add_argument("--split", default="test", help="split to evaluate on (default: test)")
+    parser.add_argument("--n", type=int, default=None, help="first n slices of the split (default 16; quick 4)")
+    parser.add_argument("--quick", action="store_true", help="few slices and small budgets (minutes on a CPU)")
+    parser.add_argument("--nfe", type=int, default=None, help="samplers: network evaluations each (default 2000; quick 200)")
+    parser.add_argument("--nfe-list", type=int, nargs="+", default=None,
+                        help="nfe: budgets to plot (default 10 20 50 100 200 500 1000 2000; quick up to 200)")
+    parser.add_argument("--no-mar", action="store_true", help="tables: leave out metal artifact removal")
+    parser.add_argument("--ct-prior", default="ct-128", help="CT prior (bundled name or path)")
+    parser.add_argument("--mri-prior", default="mri-128", help="MRI prior (bundled name or path)")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default=None, help="cpu, cuda ... (default: cuda when available)")
+    parser.add_argument("-o", "--output", type=Path, default=Path("out/bench"))
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(func=run)
+
+
+def _commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True,
+                              cwd=Path(__file__).resolve().parent).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def _plan(args: argparse.Namespace) -> list[tuple[str, list[Problem], list[Method]]]:
+    """(modality, problems, methods) groups of the chosen suite."""
+    groups = []
+    if args.suite == "tables":
+        if args.ct:
+            groups.append(("ct", [Problem("ct-sparse-view", v) for v in (10, 20, 23)],
+                           [Method.parse(m) for m in TABLE_METHODS["ct-sparse-view"]]))
+            if not args.no_mar:
+                groups.append(("ct", [Problem("ct-mar")], [Method.parse(m) for m in TABLE_METHODS["ct-mar"]]))
+        if args.mri:
+            groups.append(("mri", [Problem("mri", r) for r in (24, 8, 4)],
+                           [Method.parse(m) for m in TABLE_METHODS["mri"]]))
+        return groups
+    if args.suite == "samplers":
+        budget = args.nfe or (200 if args.quick else 2000)
+        samplers = [Method.parse(f"score:{s}:{budget}") for s in PAPER_SAMPLERS]
+    else:
+        budgets = args.nfe_list or ((10, 20, 50, 100, 200) if args.quick else (10, 20, 50, 100, 200, 500, 1000, 2000))
+        samplers = [Method.parse(f"score:{s}:{n}") for s in CURVE_SAMPLERS for n in budgets
+                    if n >= (1 if s in ("dds", "ddim") else 3)]
+    if args.ct:
+        groups.append(("ct", [Problem("ct-sparse-view", 23)], [Method("fbp"), *samplers]))
+    if args.mri:
+        groups.append(("mri", [Problem("mri", 8)], [Method("zero-filled"), *samplers]))
+    return groups
+
+
+def run(args: argparse.Namespace) -> int:
+    import priors
+    from recon.pipeline import device_from
+
+    if not args.ct and not args.mri:
+        raise InputError("recon bench: give --ct and/or --mri datasets")
+    n = args.n or (4 if args.quick else 16)
+    if n < 1 or args.batch_size < 1:
+        raise InputError("--n and --batch-size must be >= 1")
+    device = device_from(args.device)
+    groups = _plan(args)
+    data = {"ct": args.ct, "mri": args.mri}
+    images = {m: bench.load_split(data[m], args.split, n) for m in {g[0] for g in groups}}
+    loaded = {}
+    for modality in images:
+        if any(method.is_score for g in groups if g[0] == modality for method in g[2]):
+            loaded[modality] = priors.load(args.ct_prior if modality == "ct" else args.mri_prior, device)
+    started = time.perf_counter()
+    rows = []
+    for modality, problems, methods in groups:
+        rows += bench.evaluate(images[modality], problems, methods, loaded.get(modality), args.batch_size,
+                               args.seed, device, progress=not args.quiet)
+    wall = time.perf_counter() - started
+
+    header = {"suite": args.suite, "command": "recon " + " ".join(sys.argv[1:]) if sys.argv[0].endswith("recon")
+              else " ".join(sys.argv), "commit": _commit(), "host": platform.node(), "device": str(device),
+              "torch": torch.__version__, "threads": torch.get_num_threads(),
+              "priors": {m: p.meta.get("id") for m, p in loaded.items()}, "split": args.split,
+              "slices": {m: int(v.shape[0]) for m, v in images.items()}, "seed": args.seed,
+              "wall_time_s": round(wall, 1)}
+    args.output.mkdir(parents=True, exist_ok=True)
+    plots = _plots(args.suite, rows, args.output)
+    report = _report(header, rows, plots)
+    from recon.io import atomic_path
+
+    with atomic_path(args.output / "report.md") as tmp:
+        tmp.write_text(report)
+    with atomic_path(args.output / "results.json") as tmp:
+        tmp.write_text(json.dumps({**header, "rows": rows}, indent=1, default=float))
+    print(report)
+    return 0
+
+
+def _plots(suite: str, rows: list[dict], out: Path) -> list[Path]:
+    if suite == "tables":
+        swept = [r for r in rows if r["task"] != "ct-mar"]
+        return [bench.plot_against(swept, lambda r: r["setting"], "views (CT) / acceleration (MRI)",
+                                   lambda r: r["method"], out / "measurements.png",
+                                   "PSNR / SSIM against the number of measurements (Figure 8.5)")] if swept else []
+    scored = [r for r in rows if r["nfe"] > 0]
+    if suite == "nfe" and scored:
+        return [bench.plot_against(scored, lambda r: r["nfe"], "network evaluations per slice",
+                                   lambda r: r["method"].split(":")[1], out / "nfe.png",
+                                   "PSNR / SSIM against network evaluations", log_x=True)]
+    return []
+
+
+def _report(header: dict, rows: list[dict], plots: list[Path]) -> str:
+    lines = [f"## recon bench {header['suite']}", "",
+             f"Command: `{header['command']}` (commit {header['commit']}; {header['host']}, {header['device']}, "
+             f"torch {header['torch']}, {header['threads']} threads). Priors: "
+             f"{', '.join(f'{m} {i}' for m, i in header['priors'].items()) or 'none'}. "
+             f"{header['split']} split, first {', '.join(f'{n} {m}' for m, n in header['slices'].items())} slices; "
+             f"seed {header['seed']}; noiseless simulated data; total wall time {header['wall_time_s']:.0f} s.",
+             "PSNR / SSIM: model units, output clipped to [0, 1], data range 1, whole image "
+             "(MAR: true metal pixels excluded); mean ± std over slices. NFE: network evaluations per slice.",
+             "", bench.markdown(rows), ""]
+    lines += [f"![{p.stem}]({p.name})" for p in plots]
+    return "\n".join(lines) + "\n"

@@ -291,7 +291,10 @@ def _write_outputs(task, args, volume, prior, output, baseline, std, images, ref
         if keep is not None:
             error = error * keep[middle, 0].numpy()  # excluded pixels (metal) would swamp the colour scale
     std_scale = 4000.0 if task.modality == "ct" else volume.scale
-    panel_path = save_panel(args.output / f"{stem}_{method_name}.png", panel, task.modality, error=error,
+    panel_path = args.output / f"{stem}_{method_name}.png"
+    if panel_path in written:  # PNG/TIFF inputs: the volume writer's own PNG preview has that name
+        panel_path = panel_path.with_name(f"{stem}_{method_name}_panel.png")
+    panel_path = save_panel(panel_path, panel, task.modality, error=error,
                             std=None if std is None else std[middle, 0].numpy() * std_scale,
                             std_unit="HU" if task.modality == "ct" else "",
                             title=f"{task.describe(args)}; slice {middle + 1}/{output.shape[0]}")

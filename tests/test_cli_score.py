@@ -1,0 +1,229 @@
+"""End-to-end `recon ct` / `recon mri --method score` with an untrained tiny prior on every input format.
+
+The prior is random (``tiny_priors``), so the checks are about the plumbing:
+every output exists, reads back, and ``metrics.json`` records the run.
+"""
+import copy
+import json
+
+import h5py
+import nibabel as nib
+import numpy as np
+import pydicom
+import pytest
+import tifffile
+from PIL import Image
+from pydicom.data import get_testdata_file
+from pydicom.uid import generate_uid
+
+from recon.cli import main
+from recon.io import read_volume
+
+N = 32
+STEPS = "3"
+PC_NFE = 2 * int(STEPS) + 1  # predictor + corrector per level, plus the final Tweedie denoise
+
+
+@pytest.fixture(autouse=True)
+def _one_thread(one_thread):
+    """Every test here runs on one torch thread."""
+
+
+def phantom(shift: int = 0) -> np.ndarray:
+    """(N, N) model units: a water disc with a bone insert and a dark hole."""
+    yy, xx = np.mgrid[:N, :N] - (N - 1) / 2
+    image = np.where(xx**2 + yy**2 < (0.42 * N) ** 2, 0.25, 0.0)
+    image[(xx - 4 - shift) ** 2 + yy**2 < 10] = 0.5
+    image[(xx + 5) ** 2 + (yy - 3) ** 2 < 6] = 0.05
+    return image.astype(np.float32)
+
+
+def volume(slices: int = 2) -> np.ndarray:
+    return np.stack([phantom(s) for s in range(slices)])
+
+
+def _dicom(template_name: str, stored: np.ndarray, z: float = 0.0, series_uid: str | None = None):
+    """A copy of a pydicom test file holding the (N, N) int16 ``stored`` values."""
+    ds = pydicom.dcmread(get_testdata_file(template_name))
+    ds = copy.deepcopy(ds)
+    ds.Rows, ds.Columns = stored.shape
+    ds.PixelData = stored.astype(np.int16).tobytes()
+    ds.ImagePositionPatient = [0.0, 0.0, z]
+    ds.SeriesInstanceUID = series_uid or generate_uid()
+    ds.SOPInstanceUID = generate_uid()
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    return ds
+
+
+def _ct_stored(image: np.ndarray) -> np.ndarray:
+    return np.round(image * 4000 - 1000 + 1024)  # CT_small: slope 1, intercept -1024
+
+
+def write_ct(kind: str, folder) -> str:
+    """Write the CT phantom as ``kind``; returns the path to pass to `recon ct`."""
+    if kind == "dicom":
+        path = folder / "ct.dcm"
+        _dicom("CT_small.dcm", _ct_stored(phantom())).save_as(path)
+    elif kind == "dicom-series":
+        path = folder / "series"
+        path.mkdir()
+        uid = generate_uid()
+        for i, image in enumerate(volume()):
+            _dicom("CT_small.dcm", _ct_stored(image), z=2.5 * i, series_uid=uid).save_as(path / f"{i}.dcm")
+    elif kind == "nifti":
+        path = folder / "ct.nii.gz"
+        nib.save(nib.Nifti1Image(np.moveaxis(volume(), 0, -1) * 4000 - 1000, np.diag([0.8, 0.8, 2.5, 1.0])), path)
+    elif kind == "npy":
+        path = folder / "ct.npy"
+        np.save(path, volume() * 4000 - 1000)  # HU
+    elif kind == "png":
+        path = folder / "ct.png"
+        Image.fromarray(np.round(phantom() * 255).astype(np.uint8)).save(path)  # grey = model units
+    else:
+        path = folder / "ct.tiff"
+        tifffile.imwrite(path, (volume() * 4000 - 1000).astype(np.float32))  # float TIFF: HU
+    return str(path)
+
+
+def write_mri(kind: str, folder) -> str:
+    """Write the MR phantom (magnitude, arbitrary units) as ``kind``; returns its path."""
+    magnitude = volume() * 1000
+    if kind == "nifti":
+        path = folder / "brain.nii.gz"
+        nib.save(nib.Nifti1Image(np.moveaxis(magnitude, 0, -1), np.diag([0.9, 0.9, 3.0, 1.0])), path)
+    elif kind == "dicom":
+        path = folder / "brain.dcm"
+        _dicom("MR_small.dcm", np.round(magnitude[0])).save_as(path)
+    elif kind == "fastmri":
+        path = folder / "brain.h5"
+        image = np.fft.ifftshift(magnitude, axes=(-2, -1))
+        kspace = np.fft.fftshift(np.fft.fft2(image, norm="ortho"), axes=(-2, -1)).astype(np.complex64)
+        with h5py.File(path, "w") as f:
+            f.create_dataset("kspace", data=kspace)
+            f.create_dataset("reconstruction_esc", data=magnitude.astype(np.float32))
+            f.attrs["acquisition"] = "CORPD_FBK"
+    else:
+        path = folder / "brain.npy"
+        np.save(path, magnitude)
+    return str(path)
+
+
+def read_output(path: str) -> np.ndarray:
+    """Read a written file back by its own format's reader; returns its pixels."""
+    if path.endswith(".png"):
+        with Image.open(path) as image:
+            image.verify()
+        with Image.open(path) as image:
+            return np.asarray(image)
+    if path.endswith(".dcm"):
+        return pydicom.dcmread(path).pixel_array
+    if path.endswith((".nii", ".nii.gz")):
+        return np.asarray(nib.load(path).dataobj)
+    if path.endswith(".npy"):
+        return np.load(path)
+    if path.endswith(".tiff"):
+        return tifffile.imread(path)
+    if path.endswith(".h5"):
+        with h5py.File(path, "r") as f:
+            return np.asarray(f["reconstruction"])
+    raise AssertionError(f"unexpected output file {path}")
+
+
+def score_run(verb: str, source: str, out, prior: str, *extra: str) -> dict:
+    argv = [verb, "--method", "score", "--prior", prior, "--steps", STEPS, "--device", "cpu", "--quiet",
+            *extra, source, "-o", str(out)]
+    assert main(argv) == 0
+    return json.loads((out / "metrics.json").read_text())
+
+
+def check_report(report: dict, prior_id: str, task: str, slices: int) -> None:
+    assert report["prior"] == prior_id and report["task"] == task
+    assert report["method"] == "score-pc" and report["slices"] == slices
+    assert report["nfe_per_slice"] == PC_NFE
+    parameters = report["parameters"]
+    assert parameters["steps"] == int(STEPS) and parameters["sampler"] == "pc" and parameters["seed"] == 0
+    assert 0 <= parameters["lam"] <= 1 and parameters["snr"] > 0
+    assert np.isfinite(report["mean"]["psnr"]) and -1 <= report["mean"]["ssim"] <= 1  # untrained prior
+
+
+def check_files(report: dict, out, volume_suffix: str, n_volume_files: int) -> None:
+    files = report["files"]
+    assert sorted(files) == sorted(str(p) for p in out.iterdir() if p.name != "metrics.json")
+    volumes = [f for f in files if f.endswith(volume_suffix)]
+    assert len(volumes) == n_volume_files
+    for f in files:
+        pixels = read_output(f)
+        assert pixels.size > 0 and np.isfinite(pixels.astype(np.float64)).all()
+    for f in volumes:
+        assert N in read_output(f).shape
+
+
+CT_FORMATS = [("dicom", ".dcm", 1, 1), ("dicom-series", ".dcm", 2, 2), ("nifti", ".nii.gz", 1, 2),
+              ("npy", ".npy", 1, 2), ("png", ".tiff", 1, 1), ("tiff", ".tiff", 1, 2)]
+
+
+@pytest.mark.parametrize("kind, suffix, n_files, slices", CT_FORMATS, ids=[f[0] for f in CT_FORMATS])
+def test_ct_score_every_format(tmp_path, tiny_priors, kind, suffix, n_files, slices):
+    source = write_ct(kind, tmp_path)
+    out = tmp_path / "out"
+    report = score_run("ct", source, out, tiny_priors["ct"], "--projections", "8")
+    check_report(report, "tiny-ct-32", "ct-sparse-view", slices)
+    check_files(report, out, suffix, n_files)
+    again = read_volume(next(f for f in report["files"] if f.endswith(suffix)), modality="ct")
+    assert again.data.shape == (slices if n_files == 1 else 1, N, N)
+    if kind == "dicom-series":
+        assert {pydicom.dcmread(f).SeriesInstanceUID for f in report["files"] if f.endswith(".dcm")} != \
+            {pydicom.dcmread(p).SeriesInstanceUID for p in (tmp_path / "series").iterdir()}
+
+
+MRI_FORMATS = [("nifti", ".nii.gz", 2), ("dicom", ".dcm", 1), ("fastmri", ".h5", 2), ("npy", ".npy", 2)]
+
+
+@pytest.mark.parametrize("kind, suffix, slices", MRI_FORMATS, ids=[f[0] for f in MRI_FORMATS])
+def test_mri_score_every_format(tmp_path, tiny_priors, kind, suffix, slices):
+    source = write_mri(kind, tmp_path)
+    out = tmp_path / "out"
+    report = score_run("mri", source, out, tiny_priors["mri"], "--accel", "4")
+    check_report(report, "tiny-mri-32", "mri", slices)
+    check_files(report, out, suffix, 1)
+    result = read_output(next(f for f in report["files"] if f.endswith(suffix)))
+    assert result.size == slices * N * N
+
+
+@pytest.mark.parametrize("verb, options", [("ct", ("--projections", "8")), ("mri", ("--accel", "4"))])
+def test_two_samples_write_a_std_map(tmp_path, tiny_priors, verb, options):
+    source = (write_ct if verb == "ct" else write_mri)("npy", tmp_path)
+    out = tmp_path / "out"
+    report = score_run(verb, source, out, tiny_priors[verb], "--samples", "2", *options)
+    assert report["nfe_per_slice"] == 2 * PC_NFE
+    stem = "ct" if verb == "ct" else "brain"
+    std = np.load(out / f"{stem}_score-pc_std.npy")  # real units: HU for CT, magnitude for MR
+    assert str(out / f"{stem}_score-pc_std.npy") in report["files"]
+    assert std.shape == (2, N, N) and (std >= -1e-3).all() and std.max() > 0
+
+
+def test_same_seed_same_output(tmp_path, tiny_priors):
+    source = write_ct("npy", tmp_path)
+    runs = {}
+    for name, seed in (("a", "7"), ("b", "7"), ("c", "8")):
+        score_run("ct", source, tmp_path / name, tiny_priors["ct"], "--projections", "8", "--seed", seed)
+        runs[name] = np.load(tmp_path / name / "ct_score-pc.npy")
+    assert np.array_equal(runs["a"], runs["b"])
+    assert not np.array_equal(runs["a"], runs["c"])
+
+
+@pytest.mark.parametrize("verb, prior, size, message", [
+    ("ct", "mri", N, "trained on mri"),
+    ("mri", "ct", N, "trained on ct"),
+    ("ct", "ct", 48, "--resample"),
+])
+def test_wrong_prior_is_one_line_exit_2(tmp_path, capsys, tiny_priors, verb, prior, size, message):
+    source = tmp_path / "image.npy"
+    np.save(source, np.zeros((size, size), np.float32))
+    out = tmp_path / "out"
+    argv = [verb, "--method", "score", "--prior", tiny_priors[prior], "--steps", STEPS, "--device", "cpu",
+            "--quiet", str(source), "-o", str(out)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("recon: error:") and message in err[0]
+    assert not out.exists()

@@ -17,7 +17,6 @@ from typing import Any
 import torch
 
 from operators import Fourier, Measurement, Radon, default_center_fraction, sparse_view_ct, undersampled_mri
-from recon.baselines.direct import fbp, zero_filled
 from recon.errors import InputError
 
 TASKS = ("ct-sparse-view", "mri")
@@ -50,6 +49,9 @@ def task_measurement(params: dict[str, Any]) -> Measurement:
 
 def direct_reconstruction(measurement: Measurement, y: torch.Tensor) -> torch.Tensor:
     """The network's input for measurements y: FBP (CT) or real zero-filled (MRI), (B, 1, N, N)."""
+    # Imported here: recon.baselines lists this package's networks, so a top-level import would be circular.
+    from recon.baselines.direct import fbp, zero_filled
+
     if isinstance(measurement.transform, Radon):
         return fbp(measurement, y)
     if isinstance(measurement.transform, Fourier):

@@ -80,8 +80,12 @@ def refuse_pickle(path: str | Path) -> None:
     head = b""
     if path.is_file():
         with open(path, "rb") as f:
-            head = f.read(4)
-    if path.suffix.lower() in PICKLE_SUFFIXES or any(head.startswith(m) for m in _PICKLE_MAGIC):
+            head = f.read(9)
+    # safetensors: an 8-byte little-endian header length, then the JSON header's "{"; the
+    # length's first byte may equal pickle's 0x80 opcode, so a safetensors layout is not a pickle.
+    safetensors_layout = head[8:9] == b"{"
+    pickle_magic = any(head.startswith(m) for m in _PICKLE_MAGIC) and not safetensors_layout
+    if path.suffix.lower() in PICKLE_SUFFIXES or pickle_magic:
         raise InputError(f"{path}: refusing a pickle-based checkpoint (unpickling can run arbitrary code); "
                          "use safetensors weights with their JSON metadata")
 

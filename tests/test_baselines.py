@@ -36,7 +36,8 @@ def mri8():
 
 
 def test_registry_has_every_method():
-    assert set(BASELINES) == {"fbp", "fista-tv", "sirt", "cgls", "zero-filled", "cs-tv", "cs-wavelet", "li", "nmar"}
+    assert set(BASELINES) == {"fbp", "fista-tv", "sirt", "cgls", "zero-filled", "cs-tv", "cs-wavelet", "li", "nmar",
+                              "fbpconvnet", "unet-mri"}
 
 
 @pytest.mark.parametrize("name", ["fbp", "fista-tv", "sirt", "cgls"])

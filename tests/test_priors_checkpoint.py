@@ -92,3 +92,17 @@ def test_mismatched_architecture_is_refused(saved):
 def test_unknown_name_is_an_input_error():
     with pytest.raises(InputError, match="not a bundled prior"):
         priors.load("no-such-prior-128")
+
+
+def test_safetensors_whose_header_length_starts_with_the_pickle_opcode_is_accepted(tmp_path):
+    from priors.checkpoint import refuse_pickle
+
+    header = b"{" + b" " * (0xD80 - 2) + b"}"  # header length 3456 = 0x0D80: first byte 0x80
+    path = tmp_path / "weights.safetensors"
+    path.write_bytes(len(header).to_bytes(8, "little") + header)
+    refuse_pickle(path)  # no error
+    import pickle
+
+    path.write_bytes(pickle.dumps({"a": 1}, protocol=4))
+    with pytest.raises(InputError, match="pickle"):
+        refuse_pickle(path)

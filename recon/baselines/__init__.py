@@ -18,6 +18,10 @@ cs-tv          :func:`compressed_sensing.cs_tv`        MRI (any A)
 cs-wavelet     :func:`compressed_sensing.cs_wavelet`   MRI (any A)
 li             :func:`mar.li`                          CT metal artifact removal
 nmar           :func:`mar.nmar`                        CT metal artifact removal
+fbpconvnet     :func:`recon.supervised.baseline        CT (trained post-processing
+               .fbpconvnet`                            of the FBP, 23 views)
+unet-mri       :func:`recon.supervised.baseline        MRI (trained post-processing
+               .unet_mri`                              of zero-filled, 8x)
 =============  ======================================  ==========================
 """
 from __future__ import annotations
@@ -31,6 +35,7 @@ from recon.baselines.direct import fbp, zero_filled
 from recon.baselines.fista_tv import fista_tv
 from recon.baselines.iterative import cgls, sirt
 from recon.baselines.mar import li, nmar
+from recon.supervised.baseline import fbpconvnet, unet_mri
 
 BASELINES: dict[str, Callable[..., torch.Tensor]] = {
     "fbp": fbp,
@@ -42,6 +47,9 @@ BASELINES: dict[str, Callable[..., torch.Tensor]] = {
     "cs-wavelet": cs_wavelet,
     "li": li,
     "nmar": nmar,
+    "fbpconvnet": fbpconvnet,
+    "unet-mri": unet_mri,
 }
 
-__all__ = ["BASELINES", "cgls", "cs_tv", "cs_wavelet", "fbp", "fista_tv", "li", "nmar", "sirt", "zero_filled"]
+__all__ = ["BASELINES", "cgls", "cs_tv", "cs_wavelet", "fbp", "fbpconvnet", "fista_tv", "li", "nmar", "sirt",
+           "unet_mri", "zero_filled"]

@@ -16,7 +16,7 @@ from operators import Measurement, sparse_view_ct
 from recon import pipeline
 from recon.errors import InputError
 
-METHODS = ("fbp", "fista-tv", "sirt", "cgls")
+METHODS = ("fbp", "fista-tv", "sirt", "cgls", "fbpconvnet")
 
 
 def _measurement(size: int, args: argparse.Namespace, reference: torch.Tensor) -> Measurement:

@@ -16,7 +16,7 @@ from operators import Measurement, default_center_fraction, undersampled_mri
 from recon import pipeline
 from recon.errors import InputError
 
-METHODS = ("zero-filled", "cs-tv", "cs-wavelet")
+METHODS = ("zero-filled", "cs-tv", "cs-wavelet", "unet-mri")
 
 
 def _measurement(size: int, args: argparse.Namespace, reference: torch.Tensor) -> Measurement:

@@ -2,7 +2,9 @@
 
 ``load(name_or_path)`` returns a :class:`LearnedPrior`; bundled priors are
 named by the files under ``priors/bundled/`` (``ct-128`` ->
-``priors/bundled/ct-128.json`` + ``ct-128.safetensors``).
+``priors/bundled/ct-128.json`` + ``ct-128.safetensors``). Tuned sampler
+defaults from ``recon tune`` live in a profile next to the prior
+(``ct-128.profile.json``, see :mod:`priors.learned`) and are merged on loading.
 """
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ import torch
 
 from priors.base import ScorePrior
 from priors.config import PRESETS, NetworkConfig, RunConfig, TrainConfig, load_config
-from priors.learned import LearnedPrior
+from priors.learned import PROFILE_SUFFIX, LearnedPrior, profile_path
 from priors.ncsnpp import NCSNpp
 from priors.sde import VESDE, largest_pairwise_distance
 from recon.errors import InputError
@@ -20,12 +22,12 @@ from recon.errors import InputError
 BUNDLED_DIR = Path(__file__).resolve().parent / "bundled"
 
 __all__ = ["BUNDLED_DIR", "LearnedPrior", "NCSNpp", "NetworkConfig", "PRESETS", "RunConfig", "ScorePrior",
-           "TrainConfig", "VESDE", "bundled_names", "largest_pairwise_distance", "load", "load_config"]
+           "TrainConfig", "VESDE", "bundled_names", "largest_pairwise_distance", "load", "load_config", "profile_path"]
 
 
 def bundled_names() -> list[str]:
     """Names of the priors shipped under ``priors/bundled/``."""
-    return sorted(p.stem for p in BUNDLED_DIR.glob("*.json"))
+    return sorted(p.stem for p in BUNDLED_DIR.glob("*.json") if not p.name.endswith(PROFILE_SUFFIX))
 
 
 def load(name_or_path: str | Path, device: str | torch.device = "cpu") -> LearnedPrior:

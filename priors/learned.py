@@ -1,6 +1,24 @@
-"""A trained score network as a :class:`priors.base.ScorePrior`."""
+"""A trained score network as a :class:`priors.base.ScorePrior`.
+
+A prior may have a *profile* next to it, ``PREFIX.profile.json`` (``RUN/profile.json``
+for a training run folder), written by ``recon tune``: sampler option values
+tuned per task and sampler, with where they came from::
+
+    {"ct-sparse-view": {"pc": {"values": {"lam": 0.8, "snr": 0.2}, "sampler": "pc",
+                               "steps": 100, "metric": "ssim", "value": 0.91,
+                               "prior_sha256": "...", "date": "...", "source": "recon tune ct ..."}}}
+
+Loading merges it over the metadata: ``meta["defaults"][task][sampler]``
+gains the values (the sub-dictionary :func:`recon.samplers.sampler_defaults`
+reads last) and ``meta["defaults_source"][task][sampler]`` the rest of the
+entry plus the profile's path. Entries tuned for other weights (another
+``prior_sha256``) are skipped with a warning.
+"""
 from __future__ import annotations
 
+import copy
+import json
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +29,60 @@ from priors.config import network_from_dict
 from priors.ncsnpp import NCSNpp
 from priors.sde import VESDE
 from recon.errors import InputError
+
+PROFILE_SUFFIX = ".profile.json"
+
+
+def profile_path(path: str | Path) -> Path:
+    """Where the profile of the prior at ``path`` (prefix, .json, .safetensors or run folder) lives."""
+    p = Path(path)
+    if p.is_dir():
+        return p / "profile.json"
+    if p.suffix in (".json", ".safetensors"):
+        p = p.with_suffix("")
+    return p.with_name(p.name + PROFILE_SUFFIX)
+
+
+def read_profile(path: str | Path) -> dict[str, dict[str, dict[str, Any]]]:
+    """A profile as {task: {sampler: entry}}; {} when the file does not exist."""
+    path = Path(path)
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: not a valid prior profile ({exc})") from None
+    valid = isinstance(data, dict) and all(
+        isinstance(samplers, dict) and all(isinstance(e, dict) and isinstance(e.get("values"), dict)
+                                           for e in samplers.values()) for samplers in data.values())
+    if not valid:
+        raise InputError(f"{path}: a prior profile must map task -> sampler -> {{\"values\": {{...}}, ...}}")
+    return data
+
+
+def apply_profile(meta: dict[str, Any], profile: dict[str, dict[str, dict[str, Any]]],
+                  where: str | Path) -> dict[str, Any]:
+    """A copy of ``meta`` with the profile's tuned values merged into its defaults (see the module doc)."""
+    if not profile:
+        return meta
+    meta = copy.deepcopy(meta)
+    defaults = meta.setdefault("defaults", {})
+    original = meta.get("defaults_source")
+    sources = dict(original) if isinstance(original, dict) else {t: original for t in defaults if original}
+    weights_sha = meta.get("weights", {}).get("sha256")
+    for task, samplers in profile.items():
+        for sampler, entry in samplers.items():
+            tuned_for = entry.get("prior_sha256")
+            if weights_sha and tuned_for and tuned_for != weights_sha:
+                warnings.warn(f"{where}: {task}/{sampler} values were tuned for other weights of this prior; "
+                              "ignored (run recon tune again)", stacklevel=2)
+                continue
+            defaults.setdefault(task, {}).setdefault(sampler, {}).update(entry["values"])
+            task_sources = sources.get(task)
+            sources[task] = task_sources if isinstance(task_sources, dict) else {}
+            sources[task][sampler] = {"profile": str(where), **{k: v for k, v in entry.items() if k != "values"}}
+    meta["defaults_source"] = sources
+    return meta
 
 
 def build_network(weights: dict[str, torch.Tensor], meta: dict[str, Any], where: str = "prior") -> NCSNpp:
@@ -42,8 +114,13 @@ class LearnedPrior:
         network: the torch module, in eval mode, without gradients.
         sde: the VE SDE the network was trained for.
         meta: the prior's JSON metadata (id, modality, size, intensity,
-            defaults, network, sde, dataset, training, weights).
+            defaults, network, sde, dataset, training, weights), with its
+            profile merged in.
+        profile: path of the prior's profile (it may not exist), set by
+            :meth:`from_path`; None for a prior built in memory.
     """
+
+    profile: Path | None = None
 
     def __init__(self, network: NCSNpp, meta: dict[str, Any]) -> None:
         # channels_last makes CPU evaluation about 30% faster (benchmarks/priors_speed.py).
@@ -54,11 +131,15 @@ class LearnedPrior:
 
     @classmethod
     def from_path(cls, path: str | Path, device: str | torch.device = "cpu") -> "LearnedPrior":
-        """Load a prior file (prefix, .json or .safetensors) or a training run folder."""
+        """Load a prior file (prefix, .json or .safetensors) or a training run folder, and its profile."""
         weights, meta = read_prior(path)
         if "sigma_max" not in meta.get("sde", {}):
             raise InputError(f"{path}: metadata has no sde.sigma_max")
-        return cls(build_network(weights, meta, str(path)), meta).to(device)
+        profile = profile_path(path)
+        meta = apply_profile(meta, read_profile(profile), profile)
+        prior = cls(build_network(weights, meta, str(path)), meta).to(device)
+        prior.profile = profile
+        return prior
 
     @property
     def device(self) -> torch.device:

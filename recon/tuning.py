@@ -1,17 +1,23 @@
-"""Bayesian tuning of the data-consistency weight lambda and the corrector snr.
+"""Bayesian tuning of the sampler's data-consistency weight lambda and its corrector snr.
 
 The objective is the mean SSIM (or PSNR) of reconstructions of a fixed
-validation subset with a fixed seed, maximised by scikit-optimize's
+validation subset with fixed seeds, maximised by scikit-optimize's
 ``gp_minimize``. Every evaluated point is appended to a JSON dump, so a killed
 run resumes where it stopped (no pickles involved).
 
-Ground-truth-free variant: hold out a few of the measured views / k-space
-columns, reconstruct from the rest and score each setting by how well the
-reconstruction predicts the held-out measurements (relative squared error).
+Ground-truth-free variant: hold out a few of the measured lines (sinogram
+views, k-space columns), reconstruct from the rest and score each setting by
+how well the reconstruction predicts the held-out measurements (relative
+squared error, :func:`holdout_error`; the objective is its negative).
+
+The tuned values go into the prior's profile (:func:`save_profile`, read back
+by :func:`priors.learned.apply_profile` when the prior is loaded).
 """
 from __future__ import annotations
 
+import copy
 import json
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -19,21 +25,57 @@ from typing import Callable
 import numpy as np
 import torch
 
-from operators import BooleanMask, Measurement
+from operators import BooleanMask, Measurement, ViewMask
+from recon.errors import InputError
 from recon.io import atomic_path
 
 # Search ranges of the paper (DESIGN.md section 1): lambda in [0, 1]; snr in
-# [0, 0.4] for CT and [0.2, 0.8] for MRI.
-SNR_RANGES = {"ct-sparse-view": (0.0, 0.4), "ct-mar": (0.0, 0.4), "mri": (0.2, 0.8)}
+# [0, 0.4] for CT and [0.2, 0.8] for MRI. The samplers need snr > 0, so the CT
+# ranges start just above 0.
+SNR_RANGES = {"ct-sparse-view": (0.001, 0.4), "ct-mar": (0.001, 0.4), "mri": (0.2, 0.8)}
+OPTION_RANGES = {"lam": (0.0, 1.0), "eta": (0.0, 1.0)}
+# The two options tuned for each sampler that has a proximal weight.
+TUNED_OPTIONS = {"pc": ("lam", "snr"), "ald": ("lam", "snr"), "ddim": ("lam", "eta")}
+Point = dict[str, float]
 
 
 @dataclass
 class TuneResult:
-    """Best point and the whole history of a tuning run."""
+    """Best point and the whole history of a tuning run.
 
-    best: dict[str, float]
+    Attributes:
+        best: the option values of the best call, e.g. {"lam": 0.8, "snr": 0.2}.
+        best_score: its objective value.
+        history: one record per call: the option values, ``score`` and ``seconds``.
+    """
+
+    best: Point
     best_score: float
     history: list[dict[str, float]]
+
+
+def search_space(sampler: str, task: str, fixed: Point | None = None) -> dict[str, tuple[float, float]]:
+    """The tuned options of ``sampler`` and their ranges, leaving out those in ``fixed``.
+
+    Raises InputError for samplers without a proximal weight or when nothing is left to tune.
+    """
+    if sampler not in TUNED_OPTIONS:
+        raise InputError(f"--sampler: {sampler} cannot be tuned; choose one of {', '.join(TUNED_OPTIONS)}")
+    fixed = fixed or {}
+    ranges = dict(OPTION_RANGES, snr=SNR_RANGES.get(task, SNR_RANGES["ct-sparse-view"]))
+    space = {name: ranges[name] for name in TUNED_OPTIONS[sampler] if fixed.get(name) is None}
+    if not space:
+        raise InputError(f"nothing to tune: {' and '.join(TUNED_OPTIONS[sampler])} are both fixed")
+    return space
+
+
+# ---------------------------------------------------------------- held-out measurements
+
+def _lines(mask: torch.Tensor, like: torch.Tensor, axis: int) -> torch.Tensor:
+    """(L,) bool: lines along ``axis`` of T's output with at least one measured entry in any image."""
+    other = -1 if axis == -2 else -2
+    full = mask.expand(like.shape)
+    return full.any(dim=other).reshape(-1, like.shape[axis]).any(dim=0)
 
 
 def holdout_split(measurement: Measurement, like: torch.Tensor, axis: int, every: int = 4,
@@ -41,91 +83,222 @@ def holdout_split(measurement: Measurement, like: torch.Tensor, axis: int, every
     """Split the measured lines into a fitting measurement and a held-out mask.
 
     Every ``every``-th measured line is held out: views of a sinogram
-    (``axis=-2``) or columns of k-space (``axis=-1``). The ``keep_center``
-    measured lines closest to the middle of that axis (the k-space centre) are
-    never held out.
+    (``axis=-2``) or columns of k-space (``axis=-1``); only its measured
+    entries count (a view crossing a metal trace keeps the trace out). The
+    ``keep_center`` measured lines closest to the middle of that axis (the
+    k-space centre) are never held out.
 
     Args:
         measurement: the full measurement A = P(Lambda) T.
-        like: a tensor shaped like T's output (only its shape and device are used).
+        like: a tensor shaped like T's output (B, 1, M, D) (only its shape and device are used).
     Returns:
-        (fit, held): a Measurement on the remaining entries (full-size,
-        zero-filled measurements) and the boolean held-out mask, both
-        broadcastable to T's output.
+        (fit, held): the measurement on the remaining entries (sparse-view CT
+        stays a view subset, other masks become boolean masks) and the boolean
+        held-out mask, broadcastable to T's output.
     """
-    lam = measurement.mask(like).expand(like.shape[-4:])
-    lines = lam.all(dim=-1 if axis == -2 else -2).reshape(-1, like.shape[axis]).all(dim=0)
-    measured = torch.nonzero(lines).flatten()
+    if every < 2:
+        raise InputError(f"--holdout-every: must be >= 2, got {every}")
+    lam = measurement.mask(like)
+    measured = torch.nonzero(_lines(lam, like, axis)).flatten()
     distance = (measured - like.shape[axis] // 2).abs()
-    protected = set(measured[torch.argsort(distance)[:keep_center]].tolist())
-    held_lines = [int(i) for i in measured[::every] if int(i) not in protected]
+    protected = set(measured[torch.argsort(distance, stable=True)[:keep_center]].tolist())
+    held_lines = [int(i) for i in measured[every // 2::every] if int(i) not in protected]
     if not held_lines:
-        raise ValueError("too few measured lines to hold any out")
+        raise InputError(f"too few measured lines ({len(measured)}) to hold every {every}th out")
     shape = [1, 1, 1, 1]
     shape[axis] = like.shape[axis]
-    held = torch.zeros(like.shape[axis], dtype=torch.bool, device=like.device)
-    held[held_lines] = True
-    held = held.view(shape)
-    fit = Measurement(measurement.transform, BooleanMask(lam & ~held), measurement.noise_std)
-    return fit, held
+    line = torch.zeros(like.shape[axis], dtype=torch.bool, device=like.device)
+    line[held_lines] = True
+    held = line.view(shape) & lam
+    if isinstance(measurement.sampling, ViewMask) and axis == -2:
+        sampling = copy.copy(measurement.sampling)
+        indices = measurement.sampling.indices
+        sampling.indices = indices[~line.cpu()[indices]]
+    else:
+        sampling = BooleanMask(lam & ~line.view(shape))
+    return Measurement(measurement.transform, sampling, measurement.noise_std), held
 
 
-def holdout_error(x: torch.Tensor, measurement: Measurement, full: torch.Tensor, held: torch.Tensor) -> float:
-    """Relative squared error of T x on the held-out entries of the full measurement."""
+def holdout_error(x: torch.Tensor, measurement: Measurement, full: torch.Tensor, held: torch.Tensor) -> torch.Tensor:
+    """Per-image relative squared error of T x on the held-out entries of the full measurement.
+
+    Args:
+        x: (B, 1, H, W) reconstructions.
+        full: (B, 1, M, D) zero-filled full measurement, ``measurement.P_inv(y)``.
+        held: boolean held-out mask broadcastable to ``full``.
+    Returns:
+        (B,) float tensor, ||held (T x - full)||^2 / ||held full||^2.
+    """
     diff = (measurement.T(x) - full) * held
-    return float(diff.abs().pow(2).sum() / (full * held).abs().pow(2).sum())
+    return diff.abs().pow(2).sum(dim=(1, 2, 3)) / (full * held).abs().pow(2).sum(dim=(1, 2, 3))
 
 
-def _load_dump(path: Path | None) -> list[dict[str, float]]:
+# ---------------------------------------------------------------- objectives
+
+@dataclass
+class Case:
+    """One batch of the validation subset.
+
+    Attributes:
+        measurement: A for the batch.
+        y: its measurements, as ``measurement.measure`` returns them.
+        reference: (B, 1, H, W) ground truth in model units.
+        seed: seed of the sampler for this batch.
+        keep: (B, 1, H, W) bool pixels the metric counts (None: all).
+        finish: post-processing of reconstructions before scoring (e.g. metal reinsertion).
+    """
+
+    measurement: Measurement
+    y: torch.Tensor
+    reference: torch.Tensor
+    seed: int
+    keep: torch.Tensor | None = None
+    finish: Callable[[torch.Tensor], torch.Tensor] | None = None
+
+
+def _reconstruct(prior, measurement: Measurement, y: torch.Tensor, seed: int, point: Point,
+                 options: dict) -> torch.Tensor:
+    from recon.samplers import reconstruct
+
+    return reconstruct(prior, measurement, y, seed=seed, progress=False, **options, **point).mean
+
+
+def metric_objective(prior, cases: list[Case], metric: str, options: dict) -> Callable[[Point], float]:
+    """``objective(point)``: the mean ``metric`` ("ssim" or "psnr") over every slice of ``cases``.
+
+    ``options`` are further keyword arguments of :func:`recon.samplers.reconstruct`
+    (sampler, steps, task, fixed option values ...); ``point`` gives the tuned ones.
+    """
+    from recon.metrics import psnr, ssim
+
+    score = {"ssim": ssim, "psnr": psnr}[metric]
+
+    def objective(point: Point) -> float:
+        values = []
+        for case in cases:
+            x = _reconstruct(prior, case.measurement, case.y, case.seed, point, options)
+            if case.finish is not None:
+                x = case.finish(x)
+            values.extend(np.atleast_1d(score(x, case.reference, mask=case.keep)).tolist())
+        return float(np.mean(values))
+
+    return objective
+
+
+def holdout_objective(prior, cases: list[Case], axis: int, options: dict, every: int = 4,
+                      keep_center: int = 0) -> Callable[[Point], float]:
+    """``objective(point)``: minus the mean held-out error over every slice (no ground truth used).
+
+    Each case's measured lines are split once by :func:`holdout_split`; the
+    sampler reconstructs from the remaining ones.
+    """
+    splits = []
+    for case in cases:
+        full = case.measurement.P_inv(case.y)
+        fit, held = holdout_split(case.measurement, full, axis, every, keep_center)
+        splits.append((case, fit, fit.P(full), full, held))
+
+    def objective(point: Point) -> float:
+        errors = []
+        for case, fit, y_fit, full, held in splits:
+            x = _reconstruct(prior, fit, y_fit, case.seed, point, options)
+            errors.extend(holdout_error(x, case.measurement, full, held).tolist())
+        return -float(np.mean(errors))
+
+    return objective
+
+
+# ---------------------------------------------------------------- the optimiser
+
+def _normalised(meta: dict | None) -> str:
+    return json.dumps(meta or {}, sort_keys=True, default=str)
+
+
+def _load_dump(path: Path | None, meta: dict | None) -> list[dict[str, float]]:
     if path is None or not path.exists():
         return []
-    return json.loads(path.read_text())["history"]
+    try:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: not a tuning dump ({exc}); remove it to start afresh") from None
+    if _normalised(data.get("meta")) != _normalised(meta):
+        raise InputError(f"{path}: written by a tuning run with other settings; "
+                         "use another output folder or remove it to start afresh")
+    return list(data["history"])
 
 
-def _save_dump(path: Path | None, history: list[dict[str, float]], meta: dict) -> None:
+def _save_dump(path: Path | None, history: list[dict[str, float]], meta: dict | None) -> None:
     if path is None:
         return
+    path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps({"meta": meta, "history": history}, indent=2))
+        tmp.write_text(json.dumps({"meta": json.loads(_normalised(meta)), "history": history}, indent=2))
 
 
-def tune(objective: Callable[[float, float], float], snr_range: tuple[float, float], calls: int = 40,
-         seed: int = 0, dump: Path | None = None, meta: dict | None = None,
-         progress: Callable[[int, dict[str, float]], None] | None = None) -> TuneResult:
-    """Maximise ``objective(lam, snr)`` by Gaussian-process Bayesian optimisation.
+def initial_points(space: dict[str, tuple[float, float]], n: int, seed: int, start: Point | None = None
+                   ) -> list[Point]:
+    """``start`` (clipped into the space) followed by random points: the first ``n`` calls of :func:`tune`."""
+    from skopt.space import Space
+
+    points = []
+    if start is not None and n > 0:
+        points.append({k: float(np.clip(start[k], *space[k])) for k in space})
+    names = list(space)
+    draws = Space([space[k] for k in names]).rvs(n - len(points), random_state=seed) if n > len(points) else []
+    points += [{k: float(v) for k, v in zip(names, draw)} for draw in draws]
+    return points
+
+
+def tune(objective: Callable[[Point], float], space: dict[str, tuple[float, float]], calls: int = 40,
+         seed: int = 0, dump: Path | None = None, meta: dict | None = None, start: Point | None = None,
+         progress: Callable[[int, dict[str, float], dict[str, float]], None] | None = None) -> TuneResult:
+    """Maximise ``objective(point)`` over the box ``space`` by Gaussian-process Bayesian optimisation.
+
+    The first ``max(4, calls // 4)`` calls (at most 10) are ``start`` (e.g. the
+    current defaults) and random points drawn with ``seed``; the rest follow
+    the expected improvement of a GP fitted to all previous calls.
 
     Args:
         objective: score to maximise (e.g. mean validation SSIM).
-        snr_range: search interval of snr; lambda searches [0, 1].
+        space: option name -> (low, high), e.g. {"lam": (0, 1), "snr": (0.2, 0.8)}.
         calls: total objective evaluations, counting those already in ``dump``.
-        dump: JSON file of evaluated points; read to resume, rewritten after each call.
-        progress: called with (call number, point) after each evaluation.
+        dump: JSON file of evaluated points; read to resume (its ``meta`` must
+            equal ``meta``), rewritten after each call.
+        start: the first point evaluated.
+        progress: called with (call number, this call's record, the best record so far) after each call.
     """
     from skopt import gp_minimize
     from skopt.space import Real
 
-    history = _load_dump(dump)
-    space = [Real(0.0, 1.0, name="lam"), Real(*snr_range, name="snr")]
+    if calls < 1:
+        raise InputError(f"--calls: must be >= 1, got {calls}")
+    names = list(space)
+    history = _load_dump(dump, meta)
 
-    def negative(point: list[float]) -> float:
-        lam, snr = float(point[0]), float(point[1])
-        score = float(objective(lam, snr))
-        history.append({"lam": lam, "snr": snr, "score": score})
-        _save_dump(dump, history, meta or {})
+    def evaluate(point: Point) -> float:
+        started = time.perf_counter()
+        score = float(objective(point))
+        history.append({**point, "score": score, "seconds": round(time.perf_counter() - started, 3)})
+        _save_dump(dump, history, meta)
         if progress is not None:
-            progress(len(history), history[-1])
-        return -score
+            progress(len(history), history[-1], max(history, key=lambda h: h["score"]))
+        return score
 
+    design = initial_points(space, min(calls, max(4, min(10, calls // 4))), seed, start)
+    for point in design[len(history):]:
+        evaluate(point)
     remaining = calls - len(history)
     if remaining > 0:
-        x0 = [[h["lam"], h["snr"]] for h in history] or None
-        y0 = [-h["score"] for h in history] or None
-        n_initial = max(0, min(10, calls // 4) - len(history))
-        gp_minimize(negative, space, n_calls=remaining, n_initial_points=n_initial, x0=x0, y0=y0,
-                    random_state=seed, acq_func="EI")
+        x0 = [[h[k] for k in names] for h in history]
+        y0 = [-h["score"] for h in history]
+        gp_minimize(lambda x: -evaluate({k: float(v) for k, v in zip(names, x)}),
+                    [Real(*space[k], name=k) for k in names], n_calls=remaining, n_initial_points=0,
+                    x0=x0, y0=y0, random_state=seed + len(history), acq_func="EI")
     best = max(history, key=lambda h: h["score"])
-    return TuneResult(best={"lam": best["lam"], "snr": best["snr"]}, best_score=best["score"], history=history)
+    return TuneResult(best={k: best[k] for k in names}, best_score=best["score"], history=history)
 
+
+# ---------------------------------------------------------------- outputs
 
 def save_convergence_plot(result: TuneResult, path: Path, metric: str) -> Path:
     """Score per call and running best, as a PNG (atomic write)."""
@@ -135,15 +308,29 @@ def save_convergence_plot(result: TuneResult, path: Path, metric: str) -> Path:
     import matplotlib.pyplot as plt
 
     scores = np.array([h["score"] for h in result.history])
+    calls = np.arange(1, len(scores) + 1)
     fig, ax = plt.subplots(figsize=(5, 3.2))
-    ax.plot(np.arange(1, len(scores) + 1), scores, "o", ms=3, label="call")
-    ax.plot(np.arange(1, len(scores) + 1), np.maximum.accumulate(scores), "-", label="best so far")
+    ax.plot(calls, scores, "o", ms=3, label="call")
+    ax.plot(calls, np.maximum.accumulate(scores), "-", label="best so far")
     ax.set_xlabel("call")
     ax.set_ylabel(metric)
-    ax.set_title(f"best lambda {result.best['lam']:.3f}, snr {result.best['snr']:.3f}", fontsize=9)
+    ax.set_title("best " + ", ".join(f"{k} {v:.3f}" for k, v in result.best.items()), fontsize=9)
     ax.legend()
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110, format="png")
     plt.close(fig)
+    return path
+
+
+def save_profile(path: Path, task: str, sampler: str, entry: dict) -> Path:
+    """Merge ``entry`` (with ``values``) into the profile at ``path`` as ``[task][sampler]``, atomically."""
+    from priors.learned import read_profile
+
+    if "values" not in entry:
+        raise ValueError("a profile entry needs 'values'")
+    profile = read_profile(path)
+    profile.setdefault(task, {})[sampler] = entry
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(profile, indent=2, sort_keys=True) + "\n")
     return path

@@ -1,0 +1,243 @@
+"""`recon tune`: tune the score sampler's lambda and snr for one task on a validation set.
+
+    recon tune ct --projections 23 --val set.h5 [--n 8] [--calls 40] [--metric ssim|psnr]
+    recon tune mri --accel 8 --val set.h5
+    recon tune mar --val set.h5
+    recon tune ct --projections 23 --val set.h5 --holdout
+
+Measurements are simulated from ``--n`` slices of the HDF5 slice dataset's
+``--split`` (evenly spread, a fixed subset) exactly as `recon ct` / `recon mri`
+simulate them from their input (MAR: implants inserted and a polychromatic
+scan simulated per slice, seeded by ``--seed`` plus the slice index). Each call
+reconstructs all of them with fixed seeds and scores the mean SSIM or PSNR;
+scikit-optimize's ``gp_minimize`` picks the next lambda (in [0, 1]) and snr
+(CT [0, 0.4], MRI [0.2, 0.8]); the first call uses the prior's current defaults.
+``--lam`` or ``--snr`` fixes that option and tunes the other alone.
+
+``--holdout`` tunes without ground truth: every ``--holdout-every``-th
+measured view (CT, MAR) or k-space column (MRI, never the fully sampled
+centre) is held out, the rest reconstructed, and the score is the relative
+error of the reconstruction's prediction of the held-out measurements. The
+ground-truth metric at the chosen and at the default point is reported beside.
+
+The output folder gets ``history.json`` (every call, rewritten after each; a
+rerun with the same settings resumes from it and ``--calls`` may grow),
+``convergence.png`` and ``tune.json`` (settings, history, best point, wall
+time). Unless ``--no-save``, the best values go into the prior's profile
+(``PRIOR.profile.json`` next to it), which `recon ct/mri/mar` then use as the
+defaults for that task and sampler.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from recon import pipeline
+from recon.commands import ct, mar, mri
+from recon.errors import InputError
+from recon.io import atomic_path
+
+TASK_MODULES = {"ct": ct, "mri": mri, "mar": mar}
+DEFAULT_SAMPLER = "pc"  # reconstruct's default, which `recon ct/mri/mar` use without --sampler
+METRICS = ("ssim", "psnr")
+
+
+def _add_mar_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--metal-threshold", type=float, default=3000.0,
+                        help="metal = pixels above this many HU in the corrupted FBP, grown by one pixel (default: 3000)")
+
+
+def _add_tune_arguments(parser: argparse.ArgumentParser, task: str) -> None:
+    parser.add_argument("--val", type=Path, required=True, help="HDF5 slice dataset (see `recon data`)")
+    parser.add_argument("--split", default="val", help="split of the dataset to use (default: val)")
+    parser.add_argument("--n", type=int, default=8, help="validation slices, evenly spread over the split (default: 8)")
+    parser.add_argument("--calls", type=int, default=40, help="objective evaluations in total (default: 40)")
+    parser.add_argument("--metric", choices=METRICS, default="ssim", help="quantity maximised (default: ssim)")
+    parser.add_argument("--holdout", action="store_true",
+                        help="ground-truth-free: score by the prediction of held-out measured lines")
+    parser.add_argument("--holdout-every", type=int, default=4,
+                        help="hold out every k-th measured view / k-space column (default: 4)")
+    parser.add_argument("-o", "--output", type=Path, default=Path(f"out/tune-{task}"),
+                        help=f"output folder (default: out/tune-{task})")
+    parser.add_argument("--no-save", action="store_true", help="do not write the tuned values into the prior's profile")
+    parser.add_argument("--batch-size", type=int, default=8, help="slices reconstructed together (default: 8)")
+    pipeline.add_sampler_arguments(parser)
+    helps = {"sampler": f"sampler to tune: {', '.join(_tunable())} (default: {DEFAULT_SAMPLER})",
+             "snr": "fix snr (tune lambda only)", "lam": "fix lambda (tune snr only)",
+             "seed": "seed of the simulated measurements and of the sampler (plus the slice index)"}
+    for action in parser._actions:
+        action.help = helps.get(action.dest, action.help)
+
+
+def _tunable() -> tuple[str, ...]:
+    from recon.tuning import TUNED_OPTIONS
+
+    return tuple(TUNED_OPTIONS)
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("tune", help="tune the sampler's lambda and snr on a validation set",
+                                   description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    tasks = parser.add_subparsers(dest="task", metavar="TASK")
+    tasks.required = True
+    for name, module in TASK_MODULES.items():
+        sub = tasks.add_parser(name, help=f"tune for `recon {name}` ({module.TASK.name})")
+        (_add_mar_arguments if name == "mar" else module.add_arguments)(sub)
+        _add_tune_arguments(sub, name)
+        sub.set_defaults(func=lambda args, m=module: run(m.TASK, args))
+
+
+def _check_arguments(args: argparse.Namespace) -> None:
+    for name, low in (("n", 1), ("calls", 1), ("batch_size", 1), ("holdout_every", 2)):
+        if getattr(args, name) < low:
+            raise InputError(f"--{name.replace('_', '-')}: must be >= {low}, got {getattr(args, name)}")
+    if args.lam is not None and not 0 <= args.lam <= 1:
+        raise InputError(f"--lam: must lie in [0, 1], got {args.lam}")
+    if args.snr is not None and not args.snr > 0:
+        raise InputError(f"--snr: must be > 0, got {args.snr}")
+    if args.steps is not None and args.steps < 1:
+        raise InputError(f"--steps: must be >= 1, got {args.steps}")
+
+
+def _validation_images(args: argparse.Namespace, modality: str) -> tuple[torch.Tensor, list[int]]:
+    """(n, 1, H, W) model-unit slices evenly spread over the split, and their indices."""
+    from recon.data import SliceDataset
+
+    dataset = SliceDataset(args.val, args.split)
+    found = dataset.manifest.get("modality")
+    if found not in (None, modality):
+        raise InputError(f"--val {args.val}: a {found} dataset, not {modality}")
+    if len(dataset) == 0:
+        raise InputError(f"--val {args.val}: the {args.split} split is empty")
+    indices = sorted({int(i) for i in np.round(np.linspace(0, len(dataset) - 1, min(args.n, len(dataset))))})
+    return torch.stack([dataset[i] for i in indices]), indices
+
+
+def _cases(task: pipeline.Task, args: argparse.Namespace, images: torch.Tensor, device: torch.device) -> list:
+    """One :class:`recon.tuning.Case` per batch, simulated as the reconstruction verbs do."""
+    from recon.tuning import Case
+
+    cases = []
+    for start in range(0, images.shape[0], args.batch_size):
+        x = images[start:start + args.batch_size].to(device)
+        problem = task.problem(x, args, start) if task.problem else pipeline.simulated_problem(task, x, args, start)
+        cases.append(Case(problem.measurement, problem.y, x, args.seed + start, problem.keep, problem.finish))
+    return cases
+
+
+def _holdout_layout(task: pipeline.Task, args: argparse.Namespace, size: int) -> tuple[int, int]:
+    """(axis, lines never held out): k-space columns keep their fully sampled centre."""
+    if task.modality == "mri":
+        from operators import default_center_fraction
+
+        fraction = args.center_fraction if args.center_fraction is not None else default_center_fraction(args.accel)
+        return -1, round(size * fraction)
+    return -2, 0
+
+
+def _command_line(args: argparse.Namespace) -> str:
+    """A canonical `recon tune` command line for the parsed arguments."""
+    parts = ["recon", "tune", args.task]
+    for key, value in sorted(pipeline.vars_json(args).items()):
+        if key in ("task", "verb", "quiet", "simulate_metal", "input") or value is None or value is False:
+            continue
+        parts.append(f"--{key.replace('_', '-')}" + ("" if value is True else f" {value}"))
+    return " ".join(parts)
+
+
+def _progress(total: int, metric: str, quiet: bool):
+    def show(call: int, record: dict, best: dict) -> None:
+        if quiet:
+            return
+        point = " ".join(f"{k} {v:.4f}" for k, v in record.items() if k not in ("score", "seconds"))
+        print(f"call {call}/{total}: {point} -> {metric} {record['score']:.4f} "
+              f"(best {best['score']:.4f}) [{record['seconds']:.1f} s]", flush=True)
+
+    return show
+
+
+def run(task: pipeline.Task, args: argparse.Namespace) -> int:
+    """Tune ``task``'s sampler options on the validation slices; returns an exit code."""
+    import priors
+    from priors.checkpoint import sha256_file
+    from recon.samplers import sampler_defaults
+    from recon.tuning import (holdout_objective, metric_objective, save_convergence_plot, save_profile,
+                              search_space, tune)
+
+    _check_arguments(args)
+    args.input, args.simulate_metal = args.val, True  # MAR simulates metal on the clean slices
+    device = pipeline.device_from(args.device)
+    sampler = args.sampler or DEFAULT_SAMPLER
+    fixed = {k: getattr(args, k) for k in ("lam", "snr") if getattr(args, k) is not None}
+    space = search_space(sampler, task.name, fixed)
+
+    images, indices = _validation_images(args, task.modality)
+    prior = priors.load(args.prior or f"{task.modality}-128", device)
+    if prior.meta.get("modality") not in (task.modality, "synthetic"):
+        raise InputError(f"prior {prior.meta.get('id')} was trained on {prior.meta.get('modality')} images, "
+                         f"not {task.modality}")
+    if prior.meta["size"] != images.shape[-1]:
+        raise InputError(f"--val {args.val}: slices are {images.shape[-1]}x{images.shape[-1]} but prior "
+                         f"{prior.meta['id']} expects {prior.meta['size']}x{prior.meta['size']}")
+    cases = _cases(task, args, images, device)
+    options = {"sampler": sampler, "task": task.name, **fixed, **({"steps": args.steps} if args.steps else {})}
+    gt_objective = metric_objective(prior, cases, args.metric, options)
+    if args.holdout:
+        axis, keep_center = _holdout_layout(task, args, images.shape[-1])
+        objective = holdout_objective(prior, cases, axis, options, args.holdout_every, keep_center)
+        score_name = "-holdout_error"
+    else:
+        objective, score_name = gt_objective, args.metric
+
+    defaults = sampler_defaults(prior, sampler, task.name)
+    start = {k: float(defaults[k]) for k in space}
+    val_set = {"path": str(args.val.resolve()), "sha256": sha256_file(args.val), "split": args.split,
+               "indices": indices}
+    settings = {"task": task.name, "measurement": task.describe(args), "prior": prior.meta.get("id"),
+                "prior_sha256": prior.meta.get("weights", {}).get("sha256"), "sampler": sampler,
+                "steps": args.steps, "fixed": fixed, "space": space, "objective": score_name,
+                "holdout_every": args.holdout_every if args.holdout else None, "val_set": val_set,
+                "seed": args.seed, "measurement_options": {k: v for k, v in pipeline.vars_json(args).items()
+                                                           if k in ("projections", "full_views", "noise", "accel",
+                                                                    "center_fraction", "mask", "mask_seed",
+                                                                    "metal_threshold")}}
+    args.output.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    result = tune(objective, space, args.calls, args.seed, args.output / "history.json", settings, start,
+                  _progress(args.calls, score_name, args.quiet))
+    best = {**fixed, **result.best}
+    first = {k: result.history[0][k] for k in space}  # the defaults when the run began
+    report = {"command": _command_line(args), **settings, "calls": len(result.history),
+              "best": best, "best_score": result.best_score, "start": {**fixed, **first},
+              "start_score": result.history[0]["score"], "history": result.history}
+    if args.holdout:  # how the ground-truth-free choice does on the ground-truth metric
+        report["ground_truth_check"] = {"metric": args.metric, "at_best": gt_objective(result.best),
+                                        "at_start": gt_objective(first)}
+    report["wall_time_s"] = round(time.perf_counter() - started, 3)
+    report["device"] = str(device)
+    save_convergence_plot(result, args.output / "convergence.png", score_name)
+
+    report["profile"] = None
+    if not args.no_save:
+        entry = {"values": best, "sampler": sampler, "steps": args.steps, "metric": score_name,
+                 "value": result.best_score, "fixed": fixed, "measurement": task.describe(args),
+                 "val_set": val_set, "n": len(indices), "calls": len(result.history),
+                 "prior_sha256": settings["prior_sha256"],
+                 "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                 "source": report["command"], "report": str((args.output / "tune.json").resolve())}
+        report["profile"] = str(save_profile(prior.profile, task.name, sampler, entry))
+    with atomic_path(args.output / "tune.json") as tmp:
+        tmp.write_text(json.dumps(report, indent=2, default=float))
+
+    point = ", ".join(f"{k} {v:.4f}" for k, v in best.items())
+    print(f"best {point}: {score_name} {result.best_score:.4f} (defaults: {result.history[0]['score']:.4f}); "
+          f"wrote {args.output / 'tune.json'}" + (f" and {report['profile']}" if report["profile"] else ""),
+          file=sys.stdout)
+    return 0

@@ -18,6 +18,7 @@ from __future__ import annotations
 import copy
 import json
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -243,9 +244,10 @@ def initial_points(space: dict[str, tuple[float, float]], n: int, seed: int, sta
     points = []
     if start is not None and n > 0:
         points.append({k: float(np.clip(start[k], *space[k])) for k in space})
-    names = list(space)
-    draws = Space([space[k] for k in names]).rvs(n - len(points), random_state=seed) if n > len(points) else []
-    points += [{k: float(v) for k, v in zip(names, draw)} for draw in draws]
+    names, rng = list(space), np.random.RandomState(seed)
+    box = Space([space[k] for k in names])
+    while len(points) < n:  # one draw at a time, so a longer design extends a shorter one
+        points.append({k: float(v) for k, v in zip(names, box.rvs(1, random_state=rng)[0])})
     return points
 
 
@@ -291,9 +293,11 @@ def tune(objective: Callable[[Point], float], space: dict[str, tuple[float, floa
     if remaining > 0:
         x0 = [[h[k] for k in names] for h in history]
         y0 = [-h["score"] for h in history]
-        gp_minimize(lambda x: -evaluate({k: float(v) for k, v in zip(names, x)}),
-                    [Real(*space[k], name=k) for k in names], n_calls=remaining, n_initial_points=0,
-                    x0=x0, y0=y0, random_state=seed + len(history), acq_func="EI")
+        with warnings.catch_warnings():  # an optimum on the boundary makes skopt suggest it again
+            warnings.filterwarnings("ignore", message="The objective has been evaluated at point")
+            gp_minimize(lambda x: -evaluate({k: float(v) for k, v in zip(names, x)}),
+                        [Real(*space[k], name=k) for k in names], n_calls=remaining, n_initial_points=0,
+                        x0=x0, y0=y0, random_state=seed + len(history), acq_func="EI")
     best = max(history, key=lambda h: h["score"])
     return TuneResult(best={k: best[k] for k in names}, best_score=best["score"], history=history)
 

@@ -262,3 +262,13 @@ def test_recon_tune_input_errors(tiny_priors, tmp_path, capsys, extra, message):
     assert main(["tune", "ct", "--val", str(val), "--prior", prior, "--steps", "2", "--calls", "1", "--quiet",
                  "-o", str(tmp_path / "out"), *extra]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_initial_points_extend_and_start_with_the_clipped_defaults():
+    from recon.tuning import initial_points
+
+    space = {"lam": (0.0, 1.0), "snr": (0.2, 0.8)}
+    start = {"lam": 0.9, "snr": 0.1}
+    short, long = initial_points(space, 3, 5, start), initial_points(space, 6, 5, start)
+    assert short[0] == {"lam": 0.9, "snr": 0.2} and long[:3] == short
+    assert all(0 <= p["lam"] <= 1 and 0.2 <= p["snr"] <= 0.8 for p in long)

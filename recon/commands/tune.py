@@ -51,7 +51,8 @@ METRICS = ("ssim", "psnr")
 
 def _add_mar_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--metal-threshold", type=float, default=3000.0,
-                        help="metal = pixels above this many HU in the corrupted FBP, grown by one pixel (default: 3000)")
+                        help="metal = pixels above this many HU in the corrupted FBP, grown by one pixel "
+                             "(default: 3000)")
 
 
 def _add_tune_arguments(parser: argparse.ArgumentParser, task: str) -> None:
@@ -71,7 +72,8 @@ def _add_tune_arguments(parser: argparse.ArgumentParser, task: str) -> None:
     pipeline.add_sampler_arguments(parser)
     helps = {"sampler": f"sampler to tune: {', '.join(_tunable())} (default: {DEFAULT_SAMPLER})",
              "snr": "fix snr (tune lambda only)", "lam": "fix lambda (tune snr only)",
-             "seed": "seed of the simulated measurements and of the sampler (plus the slice index)"}
+             "seed": "seed of the simulated measurements and of the sampler (plus the slice index)",
+             "quiet": "no line per call"}
     for action in parser._actions:
         action.help = helps.get(action.dest, action.help)
 
@@ -147,6 +149,8 @@ def _command_line(args: argparse.Namespace) -> str:
     parts = ["recon", "tune", args.task]
     for key, value in sorted(pipeline.vars_json(args).items()):
         if key in ("task", "verb", "quiet", "simulate_metal", "input") or value is None or value is False:
+            continue
+        if key == "holdout_every" and not args.holdout:
             continue
         parts.append(f"--{key.replace('_', '-')}" + ("" if value is True else f" {value}"))
     return " ".join(parts)

@@ -11,7 +11,8 @@ tuned per task and sampler, with where they came from::
 Loading merges it over the metadata: ``meta["defaults"][task][sampler]``
 gains the values (the sub-dictionary :func:`recon.samplers.sampler_defaults`
 reads last) and ``meta["defaults_source"][task][sampler]`` the rest of the
-entry plus the profile's path. Entries tuned for other weights (another
+entry plus the profile's path (the metadata's own note moves to
+``meta["defaults_source"][task]["other"]``). Entries tuned for other weights (another
 ``prior_sha256``) are skipped with a warning.
 """
 from __future__ import annotations
@@ -79,7 +80,8 @@ def apply_profile(meta: dict[str, Any], profile: dict[str, dict[str, dict[str, A
                 continue
             defaults.setdefault(task, {}).setdefault(sampler, {}).update(entry["values"])
             task_sources = sources.get(task)
-            sources[task] = task_sources if isinstance(task_sources, dict) else {}
+            if not isinstance(task_sources, dict):  # a note on every sampler's values: keep it for the others
+                sources[task] = {"other": task_sources} if task_sources else {}
             sources[task][sampler] = {"profile": str(where), **{k: v for k, v in entry.items() if k != "values"}}
     meta["defaults_source"] = sources
     return meta

@@ -306,6 +306,7 @@ def _write_outputs(task, args, volume, prior, output, baseline, std, images, ref
         "wall_time_per_slice_s": round(wall / output.shape[0], 3),
         "device": str(device), "processes": 1 if shard is None else shard.world_size, "host": platform.node(),
         "parameters": {**vars_json(args), **params},
+        "defaults_source": _defaults_source(prior, params, task),
         "metrics_note": task.metrics_note if reference is not None else NO_REFERENCE_NOTE,
         **metrics, "files": [str(p) for p in [*written, panel_path]],
     }
@@ -313,6 +314,15 @@ def _write_outputs(task, args, volume, prior, output, baseline, std, images, ref
     summary = ", ".join(f"{k} {v:.2f}" for k, v in metrics.get("mean", {}).items())
     print(f"wrote {len(written) + 2} files to {args.output}" + (f"; {summary}" if summary else ""))
     return 0
+
+
+def _defaults_source(prior, params: dict, task: Task):
+    """Where the sampler's lambda/snr defaults came from (tuned profile or published values); None without a prior."""
+    if prior is None:
+        return None
+    from recon.samplers import defaults_source
+
+    return defaults_source(prior, params.get("sampler"), task.name)
 
 
 def _sampler_options(args: argparse.Namespace, task: Task, slice_offset: int, progress: bool) -> dict:

@@ -143,6 +143,7 @@ def check_report(report: dict, prior_id: str, task: str, slices: int) -> None:
     parameters = report["parameters"]
     assert parameters["steps"] == int(STEPS) and parameters["sampler"] == "pc" and parameters["seed"] == 0
     assert 0 <= parameters["lam"] <= 1 and parameters["snr"] > 0
+    assert "defaults_source" in report  # where lam/snr came from (None for a prior without a note)
     assert np.isfinite(report["mean"]["psnr"]) and -1 <= report["mean"]["ssim"] <= 1  # untrained prior
 
 

@@ -20,7 +20,7 @@ from priors.analytic import GaussianPrior
 from priors.learned import apply_profile, profile_path, read_profile
 from recon.cli import main
 from recon.errors import InputError
-from recon.samplers import sampler_defaults
+from recon.samplers import defaults_source, sampler_defaults
 from recon.tuning import (Case, holdout_error, holdout_objective, holdout_split, metric_objective, save_profile,
                           search_space, tune)
 
@@ -165,6 +165,8 @@ def test_profile_merges_into_the_prior_defaults(tmp_path):
     assert sampler_defaults(prior, "ald", "mri") == {"snr": 0.4, "lam": 0.6}
     assert sampler_defaults(prior, "pc", "ct-sparse-view") == {"snr": 0.1, "lam": 0.7}
     assert merged["defaults_source"]["mri"]["pc"] == {"profile": str(path), "date": "d", "prior_sha256": "abc"}
+    assert defaults_source(prior, "pc", "mri")["profile"] == str(path)
+    assert defaults_source(prior, "ddim", "mri") == "published values"  # the metadata's note, for untuned samplers
     assert meta["defaults"] == {"mri": {"snr": 0.9, "lam": 0.9}}  # the input is left alone
 
     with warnings.catch_warnings(record=True) as caught:

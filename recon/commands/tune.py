@@ -43,9 +43,9 @@ from recon import pipeline
 from recon.commands import ct, mar, mri
 from recon.errors import InputError
 from recon.io import atomic_path
+from recon.samplers import DEFAULT_SAMPLER
 
 TASK_MODULES = {"ct": ct, "mri": mri, "mar": mar}
-DEFAULT_SAMPLER = "pc"  # reconstruct's default, which `recon ct/mri/mar` use without --sampler
 METRICS = ("ssim", "psnr")
 
 

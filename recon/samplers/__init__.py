@@ -56,6 +56,10 @@ class SamplerSpec:
     denoise_at_end: bool = True
 
 
+DEFAULT_SAMPLER = "pc"
+"""The sampler of ``recon ct/mri/mar`` without ``--sampler``: the fastest meeting the
+quality target of benchmarks/RESULTS.md (issue: within 0.3 dB / 0.005 SSIM of pc at 2000 NFE)."""
+
 SAMPLERS: dict[str, SamplerSpec] = {
     "pc": SamplerSpec(pc.run, 1000, 1, True, False,
                       "predictor-corrector with the proximal data-consistency step (the paper's method)",
@@ -137,6 +141,16 @@ def sampler_defaults(prior, sampler: str, task: str | None) -> dict[str, float]:
     return values
 
 
+def defaults_source(prior, sampler: str, task: str | None):
+    """Where the prior's defaults for ``task``/``sampler`` came from (a profile entry, a note, or None)."""
+    source = (getattr(prior, "meta", {}) or {}).get("defaults_source")
+    if isinstance(source, dict):
+        source = source.get(task)
+        if isinstance(source, dict):
+            source = source.get(sampler, source.get("other"))
+    return source
+
+
 def _check(condition: bool, message: str) -> None:
     if not condition:
         raise InputError(message)
@@ -154,7 +168,7 @@ def _tweedie(ctx: core.Context, x: torch.Tensor) -> torch.Tensor:
     return x + sigma_min ** 2 * ctx.score(x, sigma_min)
 
 
-def reconstruct(prior, measurement, y: torch.Tensor, sampler: str = "pc", *, steps: int | None = None,
+def reconstruct(prior, measurement, y: torch.Tensor, sampler: str = DEFAULT_SAMPLER, *, steps: int | None = None,
                 snr: float | None = None, lam: float | None = None, corrector_steps: int | None = None,
                 n_samples: int = 1, seed: int = 0, form: str | None = None, progress: bool = True,
                 callback: Callable[[int, int, torch.Tensor], None] | None = None, task: str | None = None,

@@ -94,3 +94,14 @@ def test_cli_writes_report_results_and_plots(tiny_priors, dataset, tmp_path, mon
 def test_cli_needs_a_dataset(tmp_path):
     assert main(["bench", "tables", "-o", str(tmp_path / "x")]) == 2
     assert main(["bench", "tables", "--ct", str(tmp_path / "missing.h5"), "-o", str(tmp_path / "x")]) == 2
+
+
+def test_tables_leave_out_untrained_supervised_networks(tmp_path, monkeypatch, capsys):
+    import recon.commands.bench as verb
+    import recon.supervised.baseline as supervised
+
+    monkeypatch.setattr(supervised, "SUPERVISED_DIR", tmp_path)
+    assert [m.name for m in verb._table_methods("ct-sparse-view")] == ["fbp", "fista-tv", "sirt", "score"]
+    assert "fbpconvnet left out" in capsys.readouterr().err
+    (tmp_path / "fbpconvnet-ct-23.json").write_text("{}")
+    assert "fbpconvnet" in [m.name for m in verb._table_methods("ct-sparse-view")]

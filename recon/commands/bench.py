@@ -36,9 +36,10 @@ from recon.bench import Method, Problem
 from recon.errors import InputError
 
 SUITES = ("tables", "samplers", "nfe")
-TABLE_METHODS = {"ct-sparse-view": ("fbp", "fista-tv", "sirt", "score"),
-                 "mri": ("zero-filled", "cs-tv", "cs-wavelet", "score"),
+TABLE_METHODS = {"ct-sparse-view": ("fbp", "fista-tv", "sirt", "fbpconvnet", "score"),
+                 "mri": ("zero-filled", "cs-tv", "cs-wavelet", "unet-mri", "score"),
                  "ct-mar": ("li", "nmar", "score")}
+SUPERVISED = {"fbpconvnet": "ct", "unet-mri": "mri"}  # table methods that need a trained network
 PAPER_SAMPLERS = ("pc", "ald", "langevin", "score-sde")
 CURVE_SAMPLERS = ("dds", "ddim", "pc")
 
@@ -74,18 +75,32 @@ def _commit() -> str:
         return "unknown"
 
 
+def _table_methods(task: str) -> list[Method]:
+    """The table's methods for ``task``, leaving out (with a note) supervised networks that are not trained."""
+    from recon.supervised.baseline import DEFAULT_MODELS, SUPERVISED_DIR
+
+    methods = []
+    for name in TABLE_METHODS[task]:
+        model = DEFAULT_MODELS.get(SUPERVISED.get(name))
+        if model is not None and not (SUPERVISED_DIR / f"{model}.json").is_file():
+            print(f"recon bench: {name} left out: no trained network {SUPERVISED_DIR / model} "
+                  "(python -m recon.supervised.train)", file=sys.stderr)
+            continue
+        methods.append(Method.parse(name))
+    return methods
+
+
 def _plan(args: argparse.Namespace) -> list[tuple[str, list[Problem], list[Method]]]:
     """(modality, problems, methods) groups of the chosen suite."""
     groups = []
     if args.suite == "tables":
         if args.ct:
             groups.append(("ct", [Problem("ct-sparse-view", v) for v in (10, 20, 23)],
-                           [Method.parse(m) for m in TABLE_METHODS["ct-sparse-view"]]))
+                           _table_methods("ct-sparse-view")))
             if not args.no_mar:
-                groups.append(("ct", [Problem("ct-mar")], [Method.parse(m) for m in TABLE_METHODS["ct-mar"]]))
+                groups.append(("ct", [Problem("ct-mar")], _table_methods("ct-mar")))
         if args.mri:
-            groups.append(("mri", [Problem("mri", r) for r in (24, 8, 4)],
-                           [Method.parse(m) for m in TABLE_METHODS["mri"]]))
+            groups.append(("mri", [Problem("mri", r) for r in (24, 8, 4)], _table_methods("mri")))
         return groups
     if args.suite == "samplers":
         budget = args.nfe or (200 if args.quick else 2000)

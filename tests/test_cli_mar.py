@@ -48,7 +48,7 @@ def test_simulated_metal_writes_everything_and_scores_without_metal(tmp_path, ti
     source = tmp_path / "clean.npy"
     np.save(source, body(64))
     out = tmp_path / "out"
-    extra = ["--prior", tiny_priors["ct"], "--steps", "3", "--resample"] if method == "score" else []
+    extra = ["--prior", tiny_priors["ct"], "--sampler", "pc", "--steps", "3", "--resample"] if method == "score" else []
     assert main(["mar", "--simulate-metal", "--method", method, *extra, "--device", "cpu", "--quiet",
                  str(source), "-o", str(out)]) == 0
     name = "score-pc" if method == "score" else method
@@ -95,7 +95,7 @@ def test_real_metal_scan_dicom_out_with_metal_reinserted(tmp_path, tiny_priors, 
     source = tmp_path / "scan.dcm"
     write_ct_dicom(source, hu)
     out = tmp_path / "out"
-    extra = ["--prior", tiny_priors["ct"], "--steps", "3"] if method == "score" else []
+    extra = ["--prior", tiny_priors["ct"], "--sampler", "pc", "--steps", "3"] if method == "score" else []
     assert main(["mar", "--method", method, *extra, "--device", "cpu", "--quiet", str(source), "-o", str(out)]) == 0
     name = "score-pc" if method == "score" else method
     written = pydicom.dcmread(out / f"scan_{name}.dcm")

@@ -130,7 +130,7 @@ def read_output(path: str) -> np.ndarray:
 
 
 def score_run(verb: str, source: str, out, prior: str, *extra: str) -> dict:
-    argv = [verb, "--method", "score", "--prior", prior, "--steps", STEPS, "--device", "cpu", "--quiet",
+    argv = [verb, "--method", "score", "--sampler", "pc", "--prior", prior, "--steps", STEPS, "--device", "cpu", "--quiet",
             *extra, source, "-o", str(out)]
     assert main(argv) == 0
     return json.loads((out / "metrics.json").read_text())
@@ -228,3 +228,15 @@ def test_wrong_prior_is_one_line_exit_2(tmp_path, capsys, tiny_priors, verb, pri
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("recon: error:") and message in err[0]
     assert not out.exists()
+
+
+def test_without_sampler_the_default_sampler_runs(tmp_path, tiny_priors):
+    from recon.samplers import DEFAULT_SAMPLER
+
+    source = write_ct("npy", tmp_path)
+    out = tmp_path / "out"
+    assert main(["ct", "--prior", tiny_priors["ct"], "--steps", STEPS, "--projections", "8", "--device", "cpu",
+                 "--quiet", str(source), "-o", str(out)]) == 0
+    report = json.loads((out / "metrics.json").read_text())
+    assert report["method"] == f"score-{DEFAULT_SAMPLER}" and report["parameters"]["sampler"] == DEFAULT_SAMPLER
+    assert (out / f"ct_score-{DEFAULT_SAMPLER}.npy").is_file()

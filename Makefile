@@ -21,11 +21,11 @@ $(STAMP): pyproject.toml Makefile
 
 setup: $(STAMP)
 
-examples/CT_small.dcm: $(STAMP)
+examples/phantom_ct.dcm: $(STAMP)
 	$(BIN)/recon data examples -o examples
 
-demo: $(STAMP) examples/CT_small.dcm
-	$(BIN)/recon ct --projections 23 --method fista-tv examples/CT_small.dcm -o out/demo
+demo: $(STAMP) examples/phantom_ct.dcm
+	$(BIN)/recon ct --projections 23 examples/phantom_ct.dcm -o out/demo
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

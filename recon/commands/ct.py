@@ -27,7 +27,8 @@ def _measurement(size: int, args: argparse.Namespace, reference: torch.Tensor) -
 
 
 def _describe(args: argparse.Namespace) -> str:
-    return f"sparse-view CT, {args.projections} of {args.full_views or 'N'} parallel-beam views"
+    full = f"{args.full_views}" if args.full_views else "N (the image side)"
+    return f"sparse-view CT, {args.projections} of {full} parallel-beam views"
 
 
 TASK = pipeline.Task(name="ct-sparse-view", modality="ct", baseline="fbp", methods=METHODS,

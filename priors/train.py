@@ -118,6 +118,17 @@ class BatchPlan:
 ScoreFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
+def ema_decay(ema: float, step: int) -> float:
+    """EMA decay at optimiser step ``step`` (0-based): min(ema, (1 + step) / (10 + step)).
+
+    The warm-up keeps the randomly initialised weights from lingering in the
+    average: with a constant 0.999 they still weigh 0.999^k (22 % after 1500
+    steps), which shrank the EMA network's scores by a third in a short CPU
+    run. Long runs reach ``ema`` after about 9000 steps.
+    """
+    return min(ema, (1.0 + step) / (10.0 + step))
+
+
 @torch.no_grad()
 def pc_sample(score_fn: ScoreFn, sde: VESDE, shape: tuple[int, ...], n_steps: int,
               generator: torch.Generator, device: torch.device | str = "cpu", snr: float = 0.16) -> torch.Tensor:
@@ -317,7 +328,8 @@ class Trainer:
         """Hyper-parameters and hardware of the (latest leg of the) run, for the metadata."""
         tc = self.cfg.train
         return {"batch_size": tc.batch_size, "lr": tc.lr, "warmup": tc.warmup, "ema": tc.ema,
-                "grad_clip": tc.grad_clip, "seed": tc.seed, "amp_bf16": tc.amp,
+                "ema_warmup": "decay min(ema, (1 + step) / (10 + step))", "grad_clip": tc.grad_clip,
+                "seed": tc.seed, "amp_bf16": tc.amp,
                 "hflip": tc.hflip if tc.hflip is not None else modality == "mri",
                 "hardware": hardware(self.dist.device, self.dist.world_size),
                 "world_size": self.dist.world_size, "torch": torch.__version__,
@@ -366,8 +378,9 @@ class Trainer:
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), tc.grad_clip)
         self.opt.step()
         with torch.no_grad():
+            decay = ema_decay(tc.ema, step)
             for e, p in zip(self.ema.parameters(), self.model.parameters()):
-                e.lerp_(p, 1.0 - tc.ema)
+                e.lerp_(p, 1.0 - decay)
         return loss.item() / x0[0].numel(), grad_norm.item()
 
     def run(self) -> Path | None:

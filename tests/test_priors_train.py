@@ -142,3 +142,15 @@ def test_cli_train_export_and_load(data, tmp_path):
     # Resuming with a different network is refused; a missing checkpoint with --resume too.
     assert cli(["train", "--data", str(data), "-o", str(run), "--config", "small", "--no-progress"]) == 2
     assert cli(["train", "--data", str(data), "-o", str(tmp_path / "new"), "--resume", "--no-progress"]) == 2
+
+
+def test_ema_decay_warms_up_so_the_initial_weights_fade():
+    from priors.train import ema_decay
+
+    decays = [ema_decay(0.999, k) for k in range(20000)]
+    assert decays[0] == pytest.approx(0.1) and decays[-1] == 0.999
+    assert all(a <= b for a, b in zip(decays, decays[1:]))
+    weight_of_init = 1.0
+    for d in decays[:1500]:
+        weight_of_init *= d
+    assert weight_of_init < 1e-3  # a constant 0.999 would leave 0.999**1500 = 0.22

@@ -105,3 +105,12 @@ def test_tables_leave_out_untrained_supervised_networks(tmp_path, monkeypatch, c
     assert "fbpconvnet left out" in capsys.readouterr().err
     (tmp_path / "fbpconvnet-ct-23.json").write_text("{}")
     assert "fbpconvnet" in [m.name for m in verb._table_methods("ct-sparse-view")]
+
+
+def test_tables_score_budget_follows_nfe():
+    import recon.commands.bench as verb
+    from recon.samplers import DEFAULT_SAMPLER
+
+    methods = verb._table_methods("ct-mar", 200)
+    assert methods[-1] == Method(f"score:{DEFAULT_SAMPLER}:200", DEFAULT_SAMPLER, 200)
+    assert verb._table_methods("ct-mar")[-1] == Method("score", None, None)

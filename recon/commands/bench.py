@@ -53,7 +53,8 @@ def register(subparsers) -> None:
     parser.add_argument("--split", default="test", help="split to evaluate on (default: test)")
     parser.add_argument("--n", type=int, default=None, help="first n slices of the split (default 16; quick 4)")
     parser.add_argument("--quick", action="store_true", help="few slices and small budgets (minutes on a CPU)")
-    parser.add_argument("--nfe", type=int, default=None, help="samplers: network evaluations each (default 2000; quick 200)")
+    parser.add_argument("--nfe", type=int, default=None, help="samplers: network evaluations each (default 2000; quick 200); tables: the score "
+                             "method's (default: the default sampler's own steps; quick 200)")
     parser.add_argument("--nfe-list", type=int, nargs="+", default=None,
                         help="nfe: budgets to plot (default 10 20 50 100 200 500 1000 2000; quick up to 200)")
     parser.add_argument("--no-mar", action="store_true", help="tables: leave out metal artifact removal")
@@ -75,12 +76,19 @@ def _commit() -> str:
         return "unknown"
 
 
-def _table_methods(task: str) -> list[Method]:
-    """The table's methods for ``task``, leaving out (with a note) supervised networks that are not trained."""
+def _table_methods(task: str, score_nfe: int | None = None) -> list[Method]:
+    """The table's methods for ``task``, leaving out (with a note) supervised networks that are not trained.
+
+    ``score_nfe`` sets the score method's budget (the default sampler at about that
+    many network evaluations); None keeps the sampler's default steps.
+    """
+    from recon.samplers import DEFAULT_SAMPLER
     from recon.supervised.baseline import DEFAULT_MODELS, SUPERVISED_DIR
 
     methods = []
     for name in TABLE_METHODS[task]:
+        if name == "score" and score_nfe is not None:
+            name = f"score:{DEFAULT_SAMPLER}:{score_nfe}"
         model = DEFAULT_MODELS.get(SUPERVISED.get(name))
         if model is not None and not (SUPERVISED_DIR / f"{model}.json").is_file():
             print(f"recon bench: {name} left out: no trained network {SUPERVISED_DIR / model} "
@@ -94,13 +102,14 @@ def _plan(args: argparse.Namespace) -> list[tuple[str, list[Problem], list[Metho
     """(modality, problems, methods) groups of the chosen suite."""
     groups = []
     if args.suite == "tables":
+        score_nfe = args.nfe or (200 if args.quick else None)
         if args.ct:
             groups.append(("ct", [Problem("ct-sparse-view", v) for v in (10, 20, 23)],
-                           _table_methods("ct-sparse-view")))
+                           _table_methods("ct-sparse-view", score_nfe)))
             if not args.no_mar:
-                groups.append(("ct", [Problem("ct-mar")], _table_methods("ct-mar")))
+                groups.append(("ct", [Problem("ct-mar")], _table_methods("ct-mar", score_nfe)))
         if args.mri:
-            groups.append(("mri", [Problem("mri", r) for r in (24, 8, 4)], _table_methods("mri")))
+            groups.append(("mri", [Problem("mri", r) for r in (24, 8, 4)], _table_methods("mri", score_nfe)))
         return groups
     if args.suite == "samplers":
         budget = args.nfe or (200 if args.quick else 2000)

@@ -57,8 +57,9 @@ class SamplerSpec:
 
 
 DEFAULT_SAMPLER = "pc"
-"""The sampler of ``recon ct/mri/mar`` without ``--sampler``: the fastest meeting the
-quality target of benchmarks/RESULTS.md (issue: within 0.3 dB / 0.005 SSIM of pc at 2000 NFE)."""
+"""The sampler of ``recon ct/mri/mar`` without ``--sampler``. It would be the fastest one within
+0.3 dB / 0.005 SSIM of pc at 2000 NFE; with the shipped priors none is that close on MRI at
+<= 50 NFE (benchmarks/RESULTS.md), so the paper's pc sampler (1000 levels) it is."""
 
 SAMPLERS: dict[str, SamplerSpec] = {
     "pc": SamplerSpec(pc.run, 1000, 1, True, False,

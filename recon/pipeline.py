@@ -270,6 +270,7 @@ def _write_outputs(task, args, volume, prior, output, baseline, std, images, ref
                    nfe, params, wall, size, side, device, shard) -> int:
     from recon import io
     from recon.panel import save_panel
+    from recon.samplers import defaults_source
 
     args.output.mkdir(parents=True, exist_ok=True)
     stem = args.input.name.split(".")[0] or "input"
@@ -306,7 +307,7 @@ def _write_outputs(task, args, volume, prior, output, baseline, std, images, ref
         "wall_time_per_slice_s": round(wall / output.shape[0], 3),
         "device": str(device), "processes": 1 if shard is None else shard.world_size, "host": platform.node(),
         "parameters": {**vars_json(args), **params},
-        "defaults_source": _defaults_source(prior, params, task),
+        "defaults_source": defaults_source(prior, params.get("sampler"), task.name),  # None without a prior
         "metrics_note": task.metrics_note if reference is not None else NO_REFERENCE_NOTE,
         **metrics, "files": [str(p) for p in [*written, panel_path]],
     }
@@ -314,15 +315,6 @@ def _write_outputs(task, args, volume, prior, output, baseline, std, images, ref
     summary = ", ".join(f"{k} {v:.2f}" for k, v in metrics.get("mean", {}).items())
     print(f"wrote {len(written) + 2} files to {args.output}" + (f"; {summary}" if summary else ""))
     return 0
-
-
-def _defaults_source(prior, params: dict, task: Task):
-    """Where the sampler's lambda/snr defaults came from (tuned profile or published values); None without a prior."""
-    if prior is None:
-        return None
-    from recon.samplers import defaults_source
-
-    return defaults_source(prior, params.get("sampler"), task.name)
 
 
 def _sampler_options(args: argparse.Namespace, task: Task, slice_offset: int, progress: bool) -> dict:

@@ -82,6 +82,7 @@ def _table_methods(task: str, score_nfe: int | None = None) -> list[Method]:
     ``score_nfe`` sets the score method's budget (the default sampler at about that
     many network evaluations); None keeps the sampler's default steps.
     """
+    from priors.checkpoint import prior_paths
     from recon.samplers import DEFAULT_SAMPLER
     from recon.supervised.baseline import DEFAULT_MODELS, SUPERVISED_DIR
 
@@ -90,7 +91,7 @@ def _table_methods(task: str, score_nfe: int | None = None) -> list[Method]:
         if name == "score" and score_nfe is not None:
             name = f"score:{DEFAULT_SAMPLER}:{score_nfe}"
         model = DEFAULT_MODELS.get(SUPERVISED.get(name))
-        if model is not None and not (SUPERVISED_DIR / f"{model}.json").is_file():
+        if model is not None and not prior_paths(SUPERVISED_DIR / model)[1].is_file():
             print(f"recon bench: {name} left out: no trained network {SUPERVISED_DIR / model} "
                   "(python -m recon.supervised.train)", file=sys.stderr)
             continue

@@ -55,11 +55,20 @@ class VESDE:
         """x_1 ~ N(0, sigma_max^2 I)."""
         return self.sigma_max * torch.randn(shape, generator=generator, device=device)
 
-    def discrete_sigmas(self, n: int, device: torch.device | str = "cpu") -> torch.Tensor:
-        """The sampler's noise levels: n values geometric from sigma_max down to sigma_min, float32 (n,)."""
+    def discrete_sigmas(self, n: int, device: torch.device | str = "cpu", start: float | None = None
+                        ) -> torch.Tensor:
+        """The sampler's noise levels: n values geometric from sigma_max down to sigma_min, float32 (n,).
+
+        ``start`` (in (sigma_min, sigma_max]) replaces sigma_max as the first level (a warm start).
+        """
         if n < 1:
             raise ValueError(f"the number of noise levels must be >= 1, got {n}")
-        t = torch.linspace(1.0, T_EPS, n, dtype=torch.float64)
+        first = 1.0
+        if start is not None:
+            if not self.sigma_min < start <= self.sigma_max:
+                raise ValueError(f"the first noise level must lie in ({self.sigma_min}, {self.sigma_max}], got {start}")
+            first = float(self.time(torch.tensor(float(start), dtype=torch.float64)))
+        t = torch.linspace(first, T_EPS, n, dtype=torch.float64)
         return self.sigma(t).to(device=device, dtype=torch.float32)
 
 

@@ -174,6 +174,58 @@ def evaluate(images: torch.Tensor, problems: list[Problem], methods: list[Method
     return rows
 
 
+TARGET_PSNR_DB, TARGET_SSIM = 0.3, 0.005
+"""Issue 8's target: within this much of the reference (pc at 2000 NFE) in mean PSNR and mean SSIM."""
+
+
+def target_check(rows: list[dict], reference: str, max_nfe: int = 50) -> list[dict]:
+    """For each task and sampler, its cheapest run within the target of the ``reference`` method.
+
+    A run meets the target when its mean PSNR is at most :data:`TARGET_PSNR_DB`
+    below the reference's and its mean SSIM at most :data:`TARGET_SSIM` below.
+    Returns one record per (task, sampler other than the reference run):
+    ``task``, ``sampler``, ``reference`` (psnr, ssim), ``cheapest`` (the
+    method name and its nfe, psnr, ssim, or None when no budget meets the
+    target) and ``met_within`` (whether that nfe is at most ``max_nfe``).
+    """
+    def mean(row: dict, key: str) -> float:
+        return float(np.mean(row[key]))
+
+    records = []
+    for task in dict.fromkeys(r["task"] for r in rows):
+        ref = next((r for r in rows if r["task"] == task and r["method"] == reference), None)
+        if ref is None:
+            continue
+        runs = [r for r in rows if r["task"] == task and r is not ref and r["method"].count(":") == 2]
+        for sampler in dict.fromkeys(r["method"].split(":")[1] for r in runs):
+            meeting = sorted((r for r in runs if r["method"].split(":")[1] == sampler
+                              and mean(r, "psnr") >= mean(ref, "psnr") - TARGET_PSNR_DB
+                              and mean(r, "ssim") >= mean(ref, "ssim") - TARGET_SSIM), key=lambda r: r["nfe"])
+            best = meeting[0] if meeting else None
+            records.append({"task": task, "sampler": sampler,
+                            "reference": {"psnr": mean(ref, "psnr"), "ssim": mean(ref, "ssim")},
+                            "cheapest": None if best is None else {"method": best["method"], "nfe": best["nfe"],
+                                                                   "psnr": mean(best, "psnr"),
+                                                                   "ssim": mean(best, "ssim")},
+                            "met_within": best is not None and best["nfe"] <= max_nfe})
+    return records
+
+
+def target_markdown(records: list[dict], reference: str, max_nfe: int = 50) -> str:
+    """The records of :func:`target_check` as a markdown table."""
+    lines = [f"Target: within {TARGET_PSNR_DB} dB PSNR and {TARGET_SSIM} SSIM of {reference} "
+             f"at <= {max_nfe} NFE.", "",
+             "| task | sampler | reference PSNR / SSIM | cheapest run meeting it | PSNR / SSIM | met at <= "
+             f"{max_nfe} NFE |", "|---|---|---|---|---|---|"]
+    for r in records:
+        ref, best = r["reference"], r["cheapest"]
+        found = "none" if best is None else f"{best['method']} ({best['nfe']} NFE)"
+        scores = "" if best is None else f"{best['psnr']:.2f} / {best['ssim']:.3f}"
+        lines.append(f"| {r['task']} | {r['sampler']} | {ref['psnr']:.2f} / {ref['ssim']:.3f} | {found} | {scores} | "
+                     f"{'yes' if r['met_within'] else 'no'} |")
+    return "\n".join(lines)
+
+
 def _mean_std(values: list[float], digits: int) -> str:
     v = np.asarray(values, dtype=float)
     return f"{v.mean():.{digits}f} ± {v.std():.{digits}f}"

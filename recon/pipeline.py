@@ -120,6 +120,13 @@ def add_sampler_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=int, default=None, help="noise levels N (default: the sampler's)")
     parser.add_argument("--snr", type=float, default=None, help="corrector signal-to-noise ratio (default: the prior's tuned value)")
     parser.add_argument("--lam", type=float, default=None, help="data-consistency weight lambda in [0, 1] (default: tuned)")
+    parser.add_argument("--eta", type=float, default=None,
+                        help="dds/ddim: share of fresh noise when re-noising, in [0, 1] (default: tuned)")
+    parser.add_argument("--start-sigma", type=float, default=None,
+                        help="dds/ddim: first noise level, started from a least-squares image (default: tuned)")
+    parser.add_argument("--cg-steps", type=int, default=None, help="dds: conjugate-gradient steps per level (default: 5)")
+    parser.add_argument("--gamma", type=float, default=None, help="dds: weight of the prior image in the CG step (default: 0)")
+    parser.add_argument("--rho", type=float, default=None, help="langevin/score-sde: likelihood std over sigma")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--prior", default=None, help="bundled prior name or checkpoint folder (default: the modality's)")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda when available)")
@@ -320,7 +327,9 @@ def _write_outputs(task, args, volume, prior, output, baseline, std, images, ref
 def _sampler_options(args: argparse.Namespace, task: Task, slice_offset: int, progress: bool) -> dict:
     options = {"task": task.name, "n_samples": args.samples, "seed": args.seed + slice_offset,
                "progress": progress}
-    for name in ("sampler", "steps", "snr", "lam"):
+    from recon.samplers import OPTION_RULES
+
+    for name in ("sampler", "steps", *OPTION_RULES):
         if getattr(args, name) is not None:
             options[name] = getattr(args, name)
     return options

@@ -34,9 +34,12 @@ from recon.io import atomic_path
 # [0, 0.4] for CT and [0.2, 0.8] for MRI. The samplers need snr > 0, so the CT
 # ranges start just above 0.
 SNR_RANGES = {"ct-sparse-view": (0.001, 0.4), "ct-mar": (0.001, 0.4), "mri": (0.2, 0.8)}
-OPTION_RANGES = {"lam": (0.0, 1.0), "eta": (0.0, 1.0)}
-# The two options tuned for each sampler that has a proximal weight.
-TUNED_OPTIONS = {"pc": ("lam", "snr"), "ald": ("lam", "snr"), "ddim": ("lam", "eta")}
+# start_sigma (the fast samplers' warm start, model units) up to the prior's sigma_max, searched on a
+# log scale (LOG_SCALE) as it spans decades.
+OPTION_RANGES = {"lam": (0.0, 1.0), "eta": (0.0, 1.0), "start_sigma": (0.03, 10.0)}
+LOG_SCALE = ("start_sigma",)
+# The two options tuned for each sampler.
+TUNED_OPTIONS = {"pc": ("lam", "snr"), "ald": ("lam", "snr"), "ddim": ("lam", "eta"), "dds": ("eta", "start_sigma")}
 Point = dict[str, float]
 
 
@@ -55,8 +58,11 @@ class TuneResult:
     history: list[dict[str, float]]
 
 
-def search_space(sampler: str, task: str, fixed: Point | None = None) -> dict[str, tuple[float, float]]:
+def search_space(sampler: str, task: str, fixed: Point | None = None, sigma_max: float | None = None
+                 ) -> dict[str, tuple[float, float]]:
     """The tuned options of ``sampler`` and their ranges, leaving out those in ``fixed``.
+
+    ``sigma_max`` (the prior's) caps the range of ``start_sigma``.
 
     Raises InputError for samplers without a proximal weight or when nothing is left to tune.
     """
@@ -64,6 +70,9 @@ def search_space(sampler: str, task: str, fixed: Point | None = None) -> dict[st
         raise InputError(f"--sampler: {sampler} cannot be tuned; choose one of {', '.join(TUNED_OPTIONS)}")
     fixed = fixed or {}
     ranges = dict(OPTION_RANGES, snr=SNR_RANGES.get(task, SNR_RANGES["ct-sparse-view"]))
+    if sigma_max is not None:
+        low, high = ranges["start_sigma"]
+        ranges["start_sigma"] = (min(low, sigma_max / 2), min(high, sigma_max))
     space = {name: ranges[name] for name in TUNED_OPTIONS[sampler] if fixed.get(name) is None}
     if not space:
         raise InputError(f"nothing to tune: {' and '.join(TUNED_OPTIONS[sampler])} are both fixed")
@@ -236,6 +245,13 @@ def _save_dump(path: Path | None, history: list[dict[str, float]], meta: dict | 
         tmp.write_text(json.dumps({"meta": json.loads(_normalised(meta)), "history": history}, indent=2))
 
 
+def _dimension(name: str, bounds: tuple[float, float]):
+    """The scikit-optimize dimension of an option: uniform, or log-uniform for those in LOG_SCALE."""
+    from skopt.space import Real
+
+    return Real(*bounds, prior="log-uniform" if name in LOG_SCALE else "uniform", name=name)
+
+
 def initial_points(space: dict[str, tuple[float, float]], n: int, seed: int, start: Point | None = None
                    ) -> list[Point]:
     """``start`` (clipped into the space) followed by random points: the first ``n`` calls of :func:`tune`."""
@@ -245,7 +261,7 @@ def initial_points(space: dict[str, tuple[float, float]], n: int, seed: int, sta
     if start is not None and n > 0:
         points.append({k: float(np.clip(start[k], *space[k])) for k in space})
     names, rng = list(space), np.random.RandomState(seed)
-    box = Space([space[k] for k in names])
+    box = Space([_dimension(k, space[k]) for k in names])
     while len(points) < n:  # one draw at a time, so a longer design extends a shorter one
         points.append({k: float(v) for k, v in zip(names, box.rvs(1, random_state=rng)[0])})
     return points
@@ -270,7 +286,6 @@ def tune(objective: Callable[[Point], float], space: dict[str, tuple[float, floa
         progress: called with (call number, this call's record, the best record so far) after each call.
     """
     from skopt import gp_minimize
-    from skopt.space import Real
 
     if calls < 1:
         raise InputError(f"--calls: must be >= 1, got {calls}")
@@ -296,7 +311,7 @@ def tune(objective: Callable[[Point], float], space: dict[str, tuple[float, floa
         with warnings.catch_warnings():  # an optimum on the boundary makes skopt suggest it again
             warnings.filterwarnings("ignore", message="The objective has been evaluated at point")
             gp_minimize(lambda x: -evaluate({k: float(v) for k, v in zip(names, x)}),
-                        [Real(*space[k], name=k) for k in names], n_calls=remaining, n_initial_points=0,
+                        [_dimension(k, space[k]) for k in names], n_calls=remaining, n_initial_points=0,
                         x0=x0, y0=y0, random_state=seed + len(history), acq_func="EI")
     best = max(history, key=lambda h: h["score"])
     return TuneResult(best={k: best[k] for k in names}, best_score=best["score"], history=history)

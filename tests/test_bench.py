@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from recon.bench import Method, Problem, evaluate, markdown, steps_for_nfe
+from recon.bench import Method, Problem, evaluate, markdown, steps_for_nfe, target_check, target_markdown
 from recon.cli import main
 from recon.errors import InputError
 
@@ -76,7 +76,7 @@ def test_cli_writes_report_results_and_plots(tiny_priors, dataset, tmp_path, mon
     out = tmp_path / suite
     argv = ["bench", suite, "--ct", str(dataset), "--mri", str(dataset), "--n", "2", "--ct-prior", tiny_priors["ct"],
             "--mri-prior", tiny_priors["mri"], "-o", str(out), "--quiet"]
-    argv += {"samplers": ["--nfe", "7"], "nfe": ["--nfe-list", "3", "7"], "tables": ["--no-mar"]}[suite]
+    argv += {"samplers": ["--nfe", "7"], "nfe": ["--nfe-list", "3", "7", "--reference-nfe", "9"], "tables": ["--no-mar"]}[suite]
     if suite == "tables":  # keep the score runs tiny: the default sampler at its default steps is too slow here
         import recon.commands.bench as verb
 
@@ -89,6 +89,11 @@ def test_cli_writes_report_results_and_plots(tiny_priors, dataset, tmp_path, mon
     assert "| task |" in (out / "report.md").read_text()
     if plot:
         assert (out / plot).stat().st_size > 5000
+    if suite == "nfe":  # the reference run and the target check against it
+        assert {r["method"] for r in results["rows"]} >= {"score:pc:9", "score:dds:3"}
+        assert {(r["task"], r["sampler"]) for r in results["target"]} == \
+            {(t, s) for t in ("ct-sparse-view", "mri") for s in ("dds", "ddim", "pc")}
+        assert "Target: within 0.3 dB" in (out / "report.md").read_text()
 
 
 def test_cli_needs_a_dataset(tmp_path):
@@ -114,3 +119,22 @@ def test_tables_score_budget_follows_nfe():
     methods = verb._table_methods("ct-mar", 200)
     assert methods[-1] == Method(f"score:{DEFAULT_SAMPLER}:200", DEFAULT_SAMPLER, 200)
     assert verb._table_methods("ct-mar")[-1] == Method("score", None, None)
+
+
+def test_target_check_finds_the_cheapest_run_within_the_target():
+    def row(method, nfe, p, s):
+        return {"task": "mri", "setting": 8, "label": "8x", "method": method, "psnr": [p - 0.1, p + 0.1],
+                "ssim": [s, s], "seconds": 1.0, "nfe": nfe}
+
+    rows = [row("zero-filled", 0, 17.0, 0.5), row("score:pc:2000", 1999, 24.0, 0.84),
+            row("score:dds:20", 20, 23.0, 0.84), row("score:dds:50", 50, 23.71, 0.836),  # 0.29 dB, 0.004 below
+            row("score:dds:100", 100, 25.0, 0.90), row("score:ddim:50", 50, 23.8, 0.834),  # SSIM 0.006 below
+            row("score:pc:100", 100, 23.8, 0.85)]
+    found = {r["sampler"]: r for r in target_check(rows, "score:pc:2000")}
+    assert set(found) == {"dds", "ddim", "pc"}
+    assert found["dds"]["cheapest"]["method"] == "score:dds:50" and found["dds"]["met_within"]
+    assert found["ddim"]["cheapest"] is None and not found["ddim"]["met_within"]
+    assert found["pc"]["cheapest"]["nfe"] == 100 and not found["pc"]["met_within"]
+    assert found["dds"]["reference"] == pytest.approx({"psnr": 24.0, "ssim": 0.84})
+    table = target_markdown(list(found.values()), "score:pc:2000")
+    assert "| mri | dds | 24.00 / 0.840 | score:dds:50 (50 NFE) | 23.71 / 0.836 | yes |" in table

@@ -240,3 +240,18 @@ def test_without_sampler_the_default_sampler_runs(tmp_path, tiny_priors):
     report = json.loads((out / "metrics.json").read_text())
     assert report["method"] == f"score-{DEFAULT_SAMPLER}" and report["parameters"]["sampler"] == DEFAULT_SAMPLER
     assert (out / f"ct_score-{DEFAULT_SAMPLER}.npy").is_file()
+
+
+def test_fast_sampler_options_reach_the_sampler(tmp_path, tiny_priors, capsys):
+    source = write_ct("npy", tmp_path)
+    out = tmp_path / "out"
+    assert main(["ct", "--prior", tiny_priors["ct"], "--sampler", "dds", "--steps", STEPS, "--eta", "0.5",
+                 "--start-sigma", "0.5", "--cg-steps", "3", "--gamma", "0.1", "--projections", "8", "--device", "cpu",
+                 "--quiet", str(source), "-o", str(out)]) == 0
+    parameters = json.loads((out / "metrics.json").read_text())["parameters"]
+    assert (parameters["eta"], parameters["start_sigma"], parameters["cg_steps"], parameters["gamma"]) == \
+        (0.5, 0.5, 3, 0.1)
+    assert parameters["nfe"] == int(STEPS)
+    assert main(["ct", "--prior", tiny_priors["ct"], "--sampler", "pc", "--eta", "0.5", "--steps", STEPS,
+                 "--projections", "8", "--quiet", str(source), "-o", str(tmp_path / "bad")]) == 2
+    assert "pc does not use eta" in capsys.readouterr().err

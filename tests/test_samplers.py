@@ -183,6 +183,36 @@ def test_bad_options_are_input_errors(prior):
         reconstruct(prior, wrong_size, wrong_size.A(torch.zeros(1, 1, 8, 8)), steps=2, progress=False)
 
 
+class SigmaRecorder(CountingPrior):
+    """Also records the noise level of every score call."""
+
+    def __init__(self, prior):
+        super().__init__(prior)
+        self.sigmas = []
+
+    def score(self, x, sigma):
+        self.sigmas.append(float(sigma[0]))
+        return super().score(x, sigma)
+
+
+@pytest.mark.parametrize("sampler", ["dds", "ddim"])
+def test_warm_start_begins_at_start_sigma_and_fits_the_data(prior, sampler):
+    m, y = mri_problem(prior)
+    recorder = SigmaRecorder(prior)
+    result = reconstruct(recorder, m, y, sampler, steps=6, start_sigma=0.5, progress=False)
+    assert recorder.sigmas[0] == pytest.approx(0.5) and recorder.sigmas[-1] == pytest.approx(prior.sde.sigma_min, rel=1e-3)
+    assert len(recorder.sigmas) == 6 and result.params["start_sigma"] == 0.5
+    assert float((m.A(result.mean) - y).norm() / y.norm()) < 1e-3
+    cold = SigmaRecorder(prior)
+    reconstruct(cold, m, y, sampler, steps=6, progress=False)
+    assert cold.sigmas[0] == pytest.approx(prior.sde.sigma_max)
+    for bad in (prior.sde.sigma_max * 2, 0.0):
+        with pytest.raises(InputError, match="--start-sigma"):
+            reconstruct(prior, m, y, sampler, steps=2, start_sigma=bad, progress=False)
+    with pytest.raises(InputError, match="pc does not use start_sigma"):
+        reconstruct(prior, m, y, "pc", steps=2, start_sigma=0.5, progress=False)
+
+
 @cuda_only
 def test_runs_on_the_measurement_device(prior):
     m, y = mri_problem(prior)

@@ -143,8 +143,10 @@ def test_search_space():
     assert search_space("pc", "mri") == {"lam": (0.0, 1.0), "snr": (0.2, 0.8)}
     assert search_space("pc", "ct-sparse-view", {"lam": 0.5})["snr"][1] == 0.4
     assert set(search_space("ddim", "mri")) == {"lam", "eta"}
+    assert search_space("dds", "mri", sigma_max=80.0) == {"eta": (0.0, 1.0), "start_sigma": (0.03, 10.0)}
+    assert search_space("dds", "mri", {"eta": 1.0}, sigma_max=0.05) == {"start_sigma": (0.025, 0.05)}
     with pytest.raises(InputError, match="cannot be tuned"):
-        search_space("dds", "mri")
+        search_space("langevin", "mri")
     with pytest.raises(InputError, match="nothing to tune"):
         search_space("pc", "mri", {"lam": 0.5, "snr": 0.3})
 
@@ -253,7 +255,7 @@ def test_recon_tune_mri_holdout_and_mar(tiny_priors, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("extra, message", [
-    (["--sampler", "dds"], "cannot be tuned"),
+    (["--sampler", "langevin"], "cannot be tuned"),
     (["--modality-mismatch"], "not ct"),
     (["--lam", "1.5"], "--lam"),
 ])
@@ -274,3 +276,25 @@ def test_initial_points_extend_and_start_with_the_clipped_defaults():
     short, long = initial_points(space, 3, 5, start), initial_points(space, 6, 5, start)
     assert short[0] == {"lam": 0.9, "snr": 0.2} and long[:3] == short
     assert all(0 <= p["lam"] <= 1 and 0.2 <= p["snr"] <= 0.8 for p in long)
+
+
+def test_recon_tune_dds_saves_its_steps_as_the_default(tiny_priors, tmp_path, capsys):
+    prior = _prior_copy(tiny_priors, "ct", tmp_path)
+    val = _val_set(tmp_path / "val.h5", "ct", n=1)
+    command = ["tune", "ct", "--projections", "8", "--val", str(val), "--prior", prior, "--sampler", "dds",
+               "--steps", "3", "--calls", "2", "--quiet", "-o", str(tmp_path / "tune")]
+    assert main([*command, "--save-steps"]) == 0
+    report = json.loads((tmp_path / "tune" / "tune.json").read_text())
+    assert report["start"]["eta"] == 1.0 and report["start"]["start_sigma"] == report["space"]["start_sigma"][1]
+    values = read_profile(tmp_path / "tiny-ct-32.profile.json")["ct-sparse-view"]["dds"]["values"]
+    assert values == {**report["best"], "steps": 3}
+
+    image = tmp_path / "slice.npy"
+    np.save(image, np.full((32, 32), 0.0, np.float32))
+    assert main(["ct", "--sampler", "dds", "--projections", "8", "--prior", prior, "--quiet", str(image),
+                 "-o", str(tmp_path / "ct")]) == 0
+    used = json.loads((tmp_path / "ct" / "metrics.json").read_text())["parameters"]
+    assert used["steps"] == 3 and used["nfe"] == 3 and used["start_sigma"] == values["start_sigma"]
+
+    assert main([*command[:-2], "-o", str(tmp_path / "other"), "--save-steps", "--no-save"]) == 2
+    assert "--save-steps" in capsys.readouterr().err

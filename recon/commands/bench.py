@@ -57,6 +57,8 @@ def register(subparsers) -> None:
                              "method's (default: the default sampler's own steps; quick 200)")
     parser.add_argument("--nfe-list", type=int, nargs="+", default=None,
                         help="nfe: budgets to plot (default 10 20 50 100 200 500 1000 2000; quick up to 200)")
+    parser.add_argument("--reference-nfe", type=int, default=2000,
+                        help="nfe: also run pc at this budget, the target's reference (default 2000; 0: none)")
     parser.add_argument("--no-mar", action="store_true", help="tables: leave out metal artifact removal")
     parser.add_argument("--ct-prior", default="ct-128", help="CT prior (bundled name or path)")
     parser.add_argument("--mri-prior", default="mri-128", help="MRI prior (bundled name or path)")
@@ -119,6 +121,9 @@ def _plan(args: argparse.Namespace) -> list[tuple[str, list[Problem], list[Metho
         budgets = args.nfe_list or ((10, 20, 50, 100, 200) if args.quick else (10, 20, 50, 100, 200, 500, 1000, 2000))
         samplers = [Method.parse(f"score:{s}:{n}") for s in CURVE_SAMPLERS for n in budgets
                     if n >= (1 if s in ("dds", "ddim") else 3)]
+        reference = Method.parse(f"score:pc:{args.reference_nfe}")
+        if args.reference_nfe > 0 and reference not in samplers:
+            samplers.append(reference)
     if args.ct:
         groups.append(("ct", [Problem("ct-sparse-view", 23)], [Method("fbp"), *samplers]))
     if args.mri:
@@ -159,6 +164,10 @@ def run(args: argparse.Namespace) -> int:
     args.output.mkdir(parents=True, exist_ok=True)
     plots = _plots(args.suite, rows, args.output)
     report = _report(header, rows, plots)
+    if args.suite == "nfe" and args.reference_nfe > 0:
+        reference = f"score:pc:{args.reference_nfe}"
+        header["target"] = bench.target_check(rows, reference)
+        report += "\n" + bench.target_markdown(header["target"], reference) + "\n"
     from recon.io import atomic_path
 
     with atomic_path(args.output / "report.md") as tmp:

@@ -68,6 +68,8 @@ def _add_tune_arguments(parser: argparse.ArgumentParser, task: str) -> None:
     parser.add_argument("-o", "--output", type=Path, default=Path(f"out/tune-{task}"),
                         help=f"output folder (default: out/tune-{task})")
     parser.add_argument("--no-save", action="store_true", help="do not write the tuned values into the prior's profile")
+    parser.add_argument("--save-steps", action="store_true",
+                        help="also make --steps this sampler's default number of noise levels for the task")
     parser.add_argument("--batch-size", type=int, default=8, help="slices reconstructed together (default: 8)")
     pipeline.add_sampler_arguments(parser)
     helps = {"sampler": f"sampler to tune: {', '.join(_tunable())} (default: {DEFAULT_SAMPLER})",
@@ -106,6 +108,8 @@ def _check_arguments(args: argparse.Namespace) -> None:
         raise InputError(f"--snr: must be > 0, got {args.snr}")
     if args.steps is not None and args.steps < 1:
         raise InputError(f"--steps: must be >= 1, got {args.steps}")
+    if args.save_steps and (args.steps is None or args.no_save):
+        raise InputError("--save-steps: needs --steps and a profile to write (no --no-save)")
 
 
 def _validation_images(args: argparse.Namespace, modality: str) -> tuple[torch.Tensor, list[int]]:
@@ -171,7 +175,7 @@ def run(task: pipeline.Task, args: argparse.Namespace) -> int:
     """Tune ``task``'s sampler options on the validation slices; returns an exit code."""
     import priors
     from priors.checkpoint import sha256_file
-    from recon.samplers import sampler_defaults
+    from recon.samplers import OPTION_RULES, sampler_defaults
     from recon.tuning import (holdout_objective, metric_objective, save_convergence_plot, save_profile,
                               search_space, tune)
 
@@ -179,11 +183,12 @@ def run(task: pipeline.Task, args: argparse.Namespace) -> int:
     args.input, args.simulate_metal = args.val, True  # MAR simulates metal on the clean slices
     device = pipeline.device_from(args.device)
     sampler = args.sampler or DEFAULT_SAMPLER
-    fixed = {k: getattr(args, k) for k in ("lam", "snr") if getattr(args, k) is not None}
-    space = search_space(sampler, task.name, fixed)
+    fixed = {k: getattr(args, k) for k in OPTION_RULES if getattr(args, k) is not None}
+    search_space(sampler, task.name, fixed)  # refuse an untunable sampler before loading anything
 
     images, indices = _validation_images(args, task.modality)
     prior = priors.load(args.prior or f"{task.modality}-128", device)
+    space = search_space(sampler, task.name, fixed, prior.sde.sigma_max)
     if prior.meta.get("modality") not in (task.modality, "synthetic"):
         raise InputError(f"prior {prior.meta.get('id')} was trained on {prior.meta.get('modality')} images, "
                          f"not {task.modality}")
@@ -201,7 +206,7 @@ def run(task: pipeline.Task, args: argparse.Namespace) -> int:
         objective, score_name = gt_objective, args.metric
 
     defaults = sampler_defaults(prior, sampler, task.name)
-    start = {k: float(defaults[k]) for k in space}
+    start = {k: space[k][1] if defaults[k] is None else float(defaults[k]) for k in space}  # None: the top
     val_set = {"path": str(args.val.resolve()), "sha256": sha256_file(args.val), "split": args.split,
                "indices": indices}
     settings = {"task": task.name, "measurement": task.describe(args), "prior": prior.meta.get("id"),
@@ -230,7 +235,8 @@ def run(task: pipeline.Task, args: argparse.Namespace) -> int:
 
     report["profile"] = None
     if not args.no_save:
-        entry = {"values": best, "sampler": sampler, "steps": args.steps, "metric": score_name,
+        values = {**best, **({"steps": args.steps} if args.save_steps else {})}
+        entry = {"values": values, "sampler": sampler, "steps": args.steps, "metric": score_name,
                  "value": result.best_score, "fixed": fixed, "measurement": task.describe(args),
                  "val_set": val_set, "n": len(indices), "calls": len(result.history),
                  "prior_sha256": settings["prior_sha256"],

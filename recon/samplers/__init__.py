@@ -10,7 +10,8 @@ One entry point, :func:`reconstruct`, runs any sampler of :data:`SAMPLERS`:
   Tweedie's estimate, a CG or proximal data step, DDIM re-noising; see
   :mod:`recon.samplers.decomposed`).
 
-Every sampler starts from N(0, sigma_max^2 I) and counts network evaluations
+Every sampler starts from N(0, sigma_max^2 I) (the fast ones, given
+``start_sigma``, from a least-squares image plus noise of that std) and counts network evaluations
 the same way (score calls per image per sample); the Langevin-type samplers
 end with a Tweedie denoise x + sigma_min^2 s(x, sigma_min) (one more
 evaluation), the fast ones end on their own denoised estimate.
@@ -42,7 +43,7 @@ class SamplerSpec:
         proximal: uses the proximal step (``lam``, ``form``, final projection).
         likelihood: uses the likelihood gradient (``rho``).
         description: one line for help texts.
-        options: the tuning parameters it reads (snr, lam, rho, eta, cg_steps, gamma).
+        options: the tuning parameters it reads (snr, lam, rho, eta, cg_steps, gamma, start_sigma).
         denoise_at_end: finish with a Tweedie denoise at sigma_min (one more NFE).
     """
 
@@ -74,9 +75,9 @@ SAMPLERS: dict[str, SamplerSpec] = {
                              "Score SDE: PC with a likelihood gradient against the noisy measurement", ("snr", "rho")),
     "dds": SamplerSpec(decomposed.run_dds, 50, 0, True, False,
                        "fast: Tweedie estimate + conjugate-gradient data steps + DDIM re-noising",
-                       ("eta", "cg_steps", "gamma"), denoise_at_end=False),
+                       ("eta", "cg_steps", "gamma", "start_sigma"), denoise_at_end=False),
     "ddim": SamplerSpec(decomposed.run_ddim, 50, 0, True, False,
-                        "fast: Tweedie estimate + the proximal step + DDIM re-noising", ("eta", "lam"),
+                        "fast: Tweedie estimate + the proximal step + DDIM re-noising", ("eta", "lam", "start_sigma"),
                         denoise_at_end=False),
 }
 
@@ -90,8 +91,8 @@ FALLBACK_DEFAULTS: dict[str, dict[str | None, dict[str, float]]] = {
     "ald": {None: {"snr": 0.386, "lam": 1.0}},
     "langevin": {None: {"snr": 0.212, "rho": 0.713}},
     "score-sde": {None: {"snr": 0.608, "rho": 1.231}},
-    "dds": {None: {"eta": 0.15, "cg_steps": 5, "gamma": 0.0}},
-    "ddim": {None: {"eta": 0.15, "lam": 1.0}},
+    "dds": {None: {"eta": 1.0, "cg_steps": 5, "gamma": 0.0, "start_sigma": None}},
+    "ddim": {None: {"eta": 1.0, "lam": 1.0, "start_sigma": None}},
 }
 
 
@@ -122,6 +123,7 @@ OPTION_RULES: dict[str, tuple[Callable[[float], bool], str]] = {
     "eta": (lambda v: 0 <= v <= 1, "in [0, 1]"),
     "cg_steps": (lambda v: int(v) == v and v >= 0, "an integer >= 0"),
     "gamma": (lambda v: v >= 0, ">= 0"),
+    "start_sigma": (lambda v: v is None or v > 0, "> 0"),
 }
 
 
@@ -131,6 +133,8 @@ def sampler_defaults(prior, sampler: str, task: str | None) -> dict[str, float]:
     For ``pc`` the task's top-level ``snr`` and ``lam`` apply; any sampler also
     reads a sub-dictionary named after it, e.g.
     ``{"mri": {"snr": 0.58, "lam": 0.98, "langevin": {"snr": 0.21, "rho": 0.71}}}``.
+    That sub-dictionary may also hold ``steps``, the sampler's default number of
+    noise levels for the task (``recon tune --save-steps``).
     """
     fallback = FALLBACK_DEFAULTS[sampler]
     values = dict(fallback[None])
@@ -174,7 +178,7 @@ def reconstruct(prior, measurement, y: torch.Tensor, sampler: str = DEFAULT_SAMP
                 n_samples: int = 1, seed: int = 0, form: str | None = None, progress: bool = True,
                 callback: Callable[[int, int, torch.Tensor], None] | None = None, task: str | None = None,
                 rho: float | None = None, eta: float | None = None, cg_steps: int | None = None,
-                gamma: float | None = None, likelihood_scale: float | None = None,
+                gamma: float | None = None, start_sigma: float | None = None, likelihood_scale: float | None = None,
                 step_norm: str = "image", final_projection: bool | None = None, projection_tol: float = 1e-4,
                 projection_max_iter: int = 1000) -> Reconstruction:
     """Sample the posterior p(x | y) with a score prior and return the mean of K samples.
@@ -185,7 +189,8 @@ def reconstruct(prior, measurement, y: torch.Tensor, sampler: str = DEFAULT_SAMP
         y: (B, ...) measurements as returned by ``measurement.measure``; their
             device is the device of the whole run.
         sampler: a key of :data:`SAMPLERS`.
-        steps: noise levels N (default: the sampler's, 1000 for pc/score-sde, 700 for ald/langevin).
+        steps: noise levels N (default: the prior's tuned ``steps`` for this task and sampler, else
+            the sampler's: 1000 for pc/score-sde, 700 for ald/langevin, 50 for dds/ddim).
         snr: corrector signal-to-noise ratio (default: :func:`sampler_defaults`).
         lam: proximal weight in [0, 1] (pc, ald; default: :func:`sampler_defaults`).
         corrector_steps: Langevin steps per level (default: 1 for pc/score-sde, 3 for ald/langevin).
@@ -202,6 +207,8 @@ def reconstruct(prior, measurement, y: torch.Tensor, sampler: str = DEFAULT_SAMP
         eta: stochastic share of the fast samplers' re-noising (dds, ddim; 0: deterministic).
         cg_steps: conjugate-gradient iterations per level of ``dds``.
         gamma: ``dds``'s weight of ||x - x0||^2 in its data step (0 for noiseless data).
+        start_sigma: first noise level of ``dds`` / ``ddim``, started from a
+            least-squares image plus noise of this std (None: sigma_max, pure noise).
         A sampler given an option it does not read (see ``SAMPLERS[name].options``)
         raises an InputError.
         likelihood_scale: L of the baselines' gradient (default ||A||^2, see
@@ -213,7 +220,8 @@ def reconstruct(prior, measurement, y: torch.Tensor, sampler: str = DEFAULT_SAMP
     """
     _check(sampler in SAMPLERS, f"--sampler: unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}")
     spec = SAMPLERS[sampler]
-    steps = spec.steps if steps is None else int(steps)
+    defaults = sampler_defaults(prior, sampler, task)
+    steps = int(defaults.get("steps", spec.steps)) if steps is None else int(steps)
     corrector_steps = spec.corrector_steps if corrector_steps is None else int(corrector_steps)
     if form is None and SAMPLERS.get(sampler, SAMPLERS["pc"]).proximal and not projection_form_is_stable(measurement):
         measurement = measurement.with_window(STABLE_FBP_WINDOWS[0])  # T^-1 of the proximal step only
@@ -223,8 +231,8 @@ def reconstruct(prior, measurement, y: torch.Tensor, sampler: str = DEFAULT_SAMP
     _check(n_samples >= 1, f"--samples: must be >= 1, got {n_samples}")
     _check(form in FORMS, f"unknown data-consistency form {form!r}; choose one of {', '.join(FORMS)}")
     _check(step_norm in core.STEP_NORMS, f"step_norm must be one of {', '.join(core.STEP_NORMS)}, got {step_norm!r}")
-    given = {"snr": snr, "lam": lam, "rho": rho, "eta": eta, "cg_steps": cg_steps, "gamma": gamma}
-    defaults = sampler_defaults(prior, sampler, task)
+    given = {"snr": snr, "lam": lam, "rho": rho, "eta": eta, "cg_steps": cg_steps, "gamma": gamma,
+             "start_sigma": start_sigma}
     values = {name: defaults[name] if given[name] is None else given[name] for name in spec.options}
     for name, value in values.items():
         _check(OPTION_RULES[name][0](value), f"--{name.replace('_', '-')}: must be {OPTION_RULES[name][1]}, got {value}")
@@ -256,7 +264,11 @@ def reconstruct(prior, measurement, y: torch.Tensor, sampler: str = DEFAULT_SAMP
             params.update(rho=rho, likelihood_scale=likelihood_scale)
         project_at_end = spec.proximal and lam > 0 and measurement.noise_std == 0 if final_projection is None \
             else bool(final_projection)
-        sigmas = prior.sde.discrete_sigmas(steps, device=device)
+        start_sigma = values.get("start_sigma")
+        _check(start_sigma is None or prior.sde.sigma_min < start_sigma <= prior.sde.sigma_max,
+               f"--start-sigma: must lie in ({prior.sde.sigma_min}, {prior.sde.sigma_max:.4g}] for this prior, "
+               f"got {start_sigma}")
+        sigmas = prior.sde.discrete_sigmas(steps, device=device, start=start_sigma)
         params.update(sigma_max=prior.sde.sigma_max, sigma_min=prior.sde.sigma_min, final_projection=project_at_end,
                       prior=(getattr(prior, "meta", {}) or {}).get("id"), device=str(device))
 
@@ -277,6 +289,8 @@ def reconstruct(prior, measurement, y: torch.Tensor, sampler: str = DEFAULT_SAMP
                 ctx.likelihood = GaussianLikelihood(measurement, y_k, rho, like, likelihood_scale)
             x = sigmas[0] * torch.randn((k * like.shape[0], *like.shape[1:]), generator=generator,
                                         device=device, dtype=like.dtype)
+            if start_sigma is not None:
+                x = x + decomposed.direct_estimate(measurement, y_k, x)
             x = spec.run(x, ctx)
             if spec.denoise_at_end:
                 x = _tweedie(ctx, x)

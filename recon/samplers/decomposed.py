@@ -5,10 +5,18 @@ One network evaluation per noise level. At level sigma_i (largest first)::
     x0  = x + sigma_i^2 s(x, sigma_i)                 Tweedie's estimate of the clean image
     x0' = data step on x0                             (below)
     e   = (x - x0) / sigma_i                          the noise the network saw
-    x   = x0' + sigma_next (sqrt(1 - eta^2) e + eta z)   re-noise (eta = 0: deterministic DDIM)
+    x   = x0' + sigma_next (sqrt(1 - eta^2) e + eta z)   re-noise (eta = 0: deterministic DDIM,
+                                                      eta = 1: fresh noise, the default)
 
 and after the last level (sigma_next = 0) x = x0'. NFE = N. No gradient
 flows through the network.
+
+Warm start (``start_sigma``, after Chung, Sim & Ye's "come closer, diffuse
+faster", CVPR 2022): instead of pure noise at sigma_max, the run starts from
+the least-squares estimate of :func:`direct_estimate` plus noise of std
+``start_sigma`` and takes its N levels from there down to sigma_min, so no
+evaluation is spent at noise levels where Tweedie's estimate is little more
+than the mean image.
 
 Data steps:
 
@@ -55,6 +63,22 @@ def conjugate_gradient(normal, rhs: torch.Tensor, x: torch.Tensor, iterations: i
         p = r + beta.reshape(view) * p
         rr = rr_new
     return x
+
+
+WARM_START_CG_STEPS = 5
+"""CG iterations of :func:`direct_estimate` (MRI: exact after one; sparse-view CT: 5 and 30
+gave the same dds result to 0.01 dB on two test slices)."""
+
+
+def direct_estimate(measurement, y: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """A least-squares image for y: CG on A^T A x = A^T y from 0, (B, 1, H, W) like ``like``.
+
+    For MRI this is the zero-filled image; for CT a smooth, streak-free image.
+    """
+    def normal(v: torch.Tensor) -> torch.Tensor:
+        return measurement.A_adjoint(measurement.A(v))
+
+    return conjugate_gradient(normal, measurement.A_adjoint(y), torch.zeros_like(like), WARM_START_CG_STEPS)
 
 
 def cg_data_step(ctx: core.Context, x0: torch.Tensor) -> torch.Tensor:

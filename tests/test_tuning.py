@@ -26,7 +26,7 @@ from recon.tuning import (Case, holdout_error, holdout_objective, holdout_split,
 
 
 SIZE, RANK, NOISE = 32, 40, 0.2
-OPTIONS = {"steps": 30, "n_samples": 4, "snr": 0.2}  # snr fixed: lambda is tuned alone
+OPTIONS = {"sampler": "pc", "steps": 30, "n_samples": 4, "snr": 0.2}  # snr fixed: lambda is tuned alone
 GRID = np.round(np.linspace(0.0, 1.0, 21), 3)
 
 
@@ -207,7 +207,7 @@ def test_recon_tune_ct_writes_a_profile_that_recon_ct_uses_and_resumes(tiny_prio
     val = _val_set(tmp_path / "val.h5")
     out = tmp_path / "tune"
     command = ["tune", "ct", "--projections", "8", "--val", str(val), "--n", "2", "--prior", prior,
-               "--steps", "2", "-o", str(out)]
+               "--sampler", "pc", "--steps", "2", "-o", str(out)]
     assert main([*command, "--calls", "3"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert [line.split(":")[0] for line in lines[:3]] == ["call 1/3", "call 2/3", "call 3/3"]
@@ -223,7 +223,8 @@ def test_recon_tune_ct_writes_a_profile_that_recon_ct_uses_and_resumes(tiny_prio
 
     image = tmp_path / "slice.npy"
     np.save(image, np.full((32, 32), 0.0, np.float32))
-    assert main(["ct", "--method", "score", "--projections", "8", "--prior", prior, "--steps", "2", "--quiet",
+    assert main(["ct", "--method", "score", "--sampler", "pc", "--projections", "8", "--prior", prior, "--steps", "2",
+                 "--quiet",
                  str(image), "-o", str(tmp_path / "ct")]) == 0
     used = json.loads((tmp_path / "ct" / "metrics.json").read_text())["parameters"]
     assert (used["lam"], used["snr"]) == (entry["values"]["lam"], entry["values"]["snr"])
@@ -238,7 +239,8 @@ def test_recon_tune_ct_writes_a_profile_that_recon_ct_uses_and_resumes(tiny_prio
 def test_recon_tune_mri_holdout_and_mar(tiny_priors, tmp_path, capsys):
     prior = _prior_copy(tiny_priors, "mri", tmp_path)
     val = _val_set(tmp_path / "val.h5", "mri", n=1)
-    assert main(["tune", "mri", "--accel", "4", "--val", str(val), "--prior", prior, "--steps", "2", "--calls", "2",
+    assert main(["tune", "mri", "--accel", "4", "--val", str(val), "--prior", prior, "--sampler", "pc", "--steps", "2",
+                 "--calls", "2",
                  "--holdout", "--holdout-every", "2", "--lam", "0.9", "--no-save", "--quiet",
                  "-o", str(tmp_path / "mri")]) == 0
     report = json.loads((tmp_path / "mri" / "tune.json").read_text())
@@ -249,7 +251,7 @@ def test_recon_tune_mri_holdout_and_mar(tiny_priors, tmp_path, capsys):
 
     ct_prior = _prior_copy(tiny_priors, "ct", tmp_path)
     ct_val = _val_set(tmp_path / "ct.h5", "ct", n=1)
-    assert main(["tune", "mar", "--val", str(ct_val), "--prior", ct_prior, "--steps", "2", "--calls", "1",
+    assert main(["tune", "mar", "--val", str(ct_val), "--prior", ct_prior, "--sampler", "pc", "--steps", "2", "--calls", "1",
                  "--quiet", "-o", str(tmp_path / "mar")]) == 0
     assert "ct-mar" in read_profile(tmp_path / "tiny-ct-32.profile.json")
 
@@ -263,8 +265,8 @@ def test_recon_tune_input_errors(tiny_priors, tmp_path, capsys, extra, message):
     prior = _prior_copy(tiny_priors, "ct", tmp_path)
     val = _val_set(tmp_path / "val.h5", "mri" if extra == ["--modality-mismatch"] else "ct", n=1)
     extra = [] if extra == ["--modality-mismatch"] else extra
-    assert main(["tune", "ct", "--val", str(val), "--prior", prior, "--steps", "2", "--calls", "1", "--quiet",
-                 "-o", str(tmp_path / "out"), *extra]) == 2
+    assert main(["tune", "ct", "--val", str(val), "--prior", prior, "--sampler", "pc", "--steps", "2", "--calls", "1",
+                 "--quiet", "-o", str(tmp_path / "out"), *extra]) == 2
     assert message in capsys.readouterr().err
 
 

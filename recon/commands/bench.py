@@ -54,7 +54,7 @@ def register(subparsers) -> None:
     parser.add_argument("--n", type=int, default=None, help="first n slices of the split (default 16; quick 4)")
     parser.add_argument("--quick", action="store_true", help="few slices and small budgets (minutes on a CPU)")
     parser.add_argument("--nfe", type=int, default=None, help="samplers: network evaluations each (default 2000; quick 200); tables: the score "
-                             "method's (default: the default sampler's own steps; quick 200)")
+                             "method's (default: the default sampler's own steps)")
     parser.add_argument("--nfe-list", type=int, nargs="+", default=None,
                         help="nfe: budgets to plot (default 10 20 50 100 200 500 1000 2000; quick up to 200)")
     parser.add_argument("--reference-nfe", type=int, default=2000,
@@ -105,7 +105,7 @@ def _plan(args: argparse.Namespace) -> list[tuple[str, list[Problem], list[Metho
     """(modality, problems, methods) groups of the chosen suite."""
     groups = []
     if args.suite == "tables":
-        score_nfe = args.nfe or (200 if args.quick else None)
+        score_nfe = args.nfe
         if args.ct:
             groups.append(("ct", [Problem("ct-sparse-view", v) for v in (10, 20, 23)],
                            _table_methods("ct-sparse-view", score_nfe)))

@@ -247,6 +247,15 @@ def _bands(ax, xs, rows: list[dict], key: str, label: str) -> None:
     ax.fill_between(xs, means - stds, means + stds, alpha=0.2)
 
 
+def plot_nfe(rows: list[dict], path: Path) -> Path | None:
+    """PSNR / SSIM of the score runs against network evaluations, one line per sampler (None: no score runs)."""
+    scored = [r for r in rows if r["nfe"] > 0]
+    if not scored:
+        return None
+    return plot_against(scored, lambda r: r["nfe"], "network evaluations per slice", lambda r: r["method"].split(":")[1],
+                        path, "PSNR / SSIM against network evaluations", log_x=True)
+
+
 def plot_against(rows: list[dict], x_of, x_label: str, group_of, path: Path, title: str,
                  log_x: bool = False) -> Path:
     """PSNR and SSIM (mean ± std bands) against ``x_of(row)`` for every ``group_of(row)``, one panel row per task."""

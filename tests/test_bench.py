@@ -93,7 +93,7 @@ def test_cli_writes_report_results_and_plots(tiny_priors, dataset, tmp_path, mon
         assert {r["method"] for r in results["rows"]} >= {"score:pc:9", "score:dds:3"}
         assert {(r["task"], r["sampler"]) for r in results["target"]} == \
             {(t, s) for t in ("ct-sparse-view", "mri") for s in ("dds", "ddim", "pc")}
-        assert "Target: within 0.3 dB" in (out / "report.md").read_text()
+        assert "Target: within 0.3 dB" in (out / "report.md").read_text() and results["target_reference"] == "score:pc:9"
 
 
 def test_cli_needs_a_dataset(tmp_path):

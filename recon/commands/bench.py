@@ -166,7 +166,7 @@ def run(args: argparse.Namespace) -> int:
     report = _report(header, rows, plots)
     if args.suite == "nfe" and args.reference_nfe > 0:
         reference = f"score:pc:{args.reference_nfe}"
-        header["target"] = bench.target_check(rows, reference)
+        header["target"], header["target_reference"] = bench.target_check(rows, reference), reference
         report += "\n" + bench.target_markdown(header["target"], reference) + "\n"
     from recon.io import atomic_path
 
@@ -184,12 +184,8 @@ def _plots(suite: str, rows: list[dict], out: Path) -> list[Path]:
         return [bench.plot_against(swept, lambda r: r["setting"], "views (CT) / acceleration (MRI)",
                                    lambda r: r["method"], out / "measurements.png",
                                    "PSNR / SSIM against the number of measurements (Figure 8.5)")] if swept else []
-    scored = [r for r in rows if r["nfe"] > 0]
-    if suite == "nfe" and scored:
-        return [bench.plot_against(scored, lambda r: r["nfe"], "network evaluations per slice",
-                                   lambda r: r["method"].split(":")[1], out / "nfe.png",
-                                   "PSNR / SSIM against network evaluations", log_x=True)]
-    return []
+    plot = bench.plot_nfe(rows, out / "nfe.png") if suite == "nfe" else None
+    return [plot] if plot else []
 
 
 def _report(header: dict, rows: list[dict], plots: list[Path]) -> str:

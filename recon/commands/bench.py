@@ -57,6 +57,8 @@ def register(subparsers) -> None:
                              "method's (default: the default sampler's own steps)")
     parser.add_argument("--nfe-list", type=int, nargs="+", default=None,
                         help="nfe: budgets to plot (default 10 20 50 100 200 500 1000 2000; quick up to 200)")
+    parser.add_argument("--samplers", nargs="+", default=None,
+                        help=f"nfe: samplers to sweep (default {' '.join(CURVE_SAMPLERS)})")
     parser.add_argument("--reference-nfe", type=int, default=2000,
                         help="nfe: also run pc at this budget, the target's reference (default 2000; 0: none)")
     parser.add_argument("--no-mar", action="store_true", help="tables: leave out metal artifact removal")
@@ -119,7 +121,7 @@ def _plan(args: argparse.Namespace) -> list[tuple[str, list[Problem], list[Metho
         samplers = [Method.parse(f"score:{s}:{budget}") for s in PAPER_SAMPLERS]
     else:
         budgets = args.nfe_list or ((10, 20, 50, 100, 200) if args.quick else (10, 20, 50, 100, 200, 500, 1000, 2000))
-        samplers = [Method.parse(f"score:{s}:{n}") for s in CURVE_SAMPLERS for n in budgets
+        samplers = [Method.parse(f"score:{s}:{n}") for s in args.samplers or CURVE_SAMPLERS for n in budgets
                     if n >= (1 if s in ("dds", "ddim") else 3)]
         reference = Method.parse(f"score:pc:{args.reference_nfe}")
         if args.reference_nfe > 0 and reference not in samplers:
@@ -141,6 +143,7 @@ def run(args: argparse.Namespace) -> int:
     if n < 1 or args.batch_size < 1:
         raise InputError("--n and --batch-size must be >= 1")
     device = device_from(args.device)
+    commit = _commit()  # before the run: the tree may change while it goes on
     groups = _plan(args)
     data = {"ct": args.ct, "mri": args.mri}
     images = {m: bench.load_split(data[m], args.split, n) for m in {g[0] for g in groups}}
@@ -156,7 +159,7 @@ def run(args: argparse.Namespace) -> int:
     wall = time.perf_counter() - started
 
     header = {"suite": args.suite, "command": "recon " + " ".join(sys.argv[1:]) if sys.argv[0].endswith("recon")
-              else " ".join(sys.argv), "commit": _commit(), "host": platform.node(), "device": str(device),
+              else " ".join(sys.argv), "commit": commit, "host": platform.node(), "device": str(device),
               "torch": torch.__version__, "threads": torch.get_num_threads(),
               "priors": {m: p.meta.get("id") for m, p in loaded.items()}, "split": args.split,
               "slices": {m: int(v.shape[0]) for m, v in images.items()}, "seed": args.seed,

@@ -114,10 +114,13 @@ def add_common_arguments(parser: argparse.ArgumentParser, task_methods: tuple[st
 
 def add_sampler_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of the score sampler (shared with `recon tune`)."""
-    parser.add_argument("--sampler", default=None,
-                        help="score sampler (default: the fastest that meets the quality target; "
+    from recon.samplers import DEFAULT_SAMPLER, SAMPLERS
+
+    parser.add_argument("--sampler", default=None, choices=tuple(SAMPLERS),
+                        help=f"score sampler (default: {DEFAULT_SAMPLER}, the fast one; "
                              "pc is the paper's 2000-evaluation predictor-corrector)")
-    parser.add_argument("--steps", type=int, default=None, help="noise levels N (default: the sampler's)")
+    parser.add_argument("--steps", type=int, default=None,
+                        help="noise levels N (default: the prior's profile for the task, else the sampler's)")
     parser.add_argument("--snr", type=float, default=None, help="corrector signal-to-noise ratio (default: the prior's tuned value)")
     parser.add_argument("--lam", type=float, default=None, help="data-consistency weight lambda in [0, 1] (default: tuned)")
     parser.add_argument("--eta", type=float, default=None,

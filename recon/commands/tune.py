@@ -1,18 +1,23 @@
-"""`recon tune`: tune the score sampler's lambda and snr for one task on a validation set.
+"""`recon tune`: tune the score sampler's options for one task on a validation set.
 
     recon tune ct --projections 23 --val set.h5 [--n 8] [--calls 40] [--metric ssim|psnr]
     recon tune mri --accel 8 --val set.h5
     recon tune mar --val set.h5
     recon tune ct --projections 23 --val set.h5 --holdout
+    recon tune mri --accel 8 --val set.h5 --sampler dds --steps 100 --save-steps
 
 Measurements are simulated from ``--n`` slices of the HDF5 slice dataset's
 ``--split`` (evenly spread, a fixed subset) exactly as `recon ct` / `recon mri`
 simulate them from their input (MAR: implants inserted and a polychromatic
 scan simulated per slice, seeded by ``--seed`` plus the slice index). Each call
 reconstructs all of them with fixed seeds and scores the mean SSIM or PSNR;
-scikit-optimize's ``gp_minimize`` picks the next lambda (in [0, 1]) and snr
-(CT [0, 0.4], MRI [0.2, 0.8]); the first call uses the prior's current defaults.
-``--lam`` or ``--snr`` fixes that option and tunes the other alone.
+scikit-optimize's ``gp_minimize`` picks the next point: for pc and ald lambda
+(in [0, 1]) and snr (CT [0, 0.4], MRI [0.2, 0.8]); for dds eta (in [0, 1]) and
+start_sigma (log scale, [0.03, 10] capped at the prior's sigma_max); for ddim
+lambda and eta. The first call uses the prior's current defaults. Giving one
+option (``--lam``, ``--eta``, ...) fixes it and tunes the other alone.
+``--save-steps`` also stores ``--steps`` as the sampler's default number of
+noise levels for the task.
 
 ``--holdout`` tunes without ground truth: every ``--holdout-every``-th
 measured view (CT, MAR) or k-space column (MRI, never the fully sampled
@@ -73,7 +78,8 @@ def _add_tune_arguments(parser: argparse.ArgumentParser, task: str) -> None:
     parser.add_argument("--batch-size", type=int, default=8, help="slices reconstructed together (default: 8)")
     pipeline.add_sampler_arguments(parser)
     helps = {"sampler": f"sampler to tune: {', '.join(_tunable())} (default: {DEFAULT_SAMPLER})",
-             "snr": "fix snr (tune lambda only)", "lam": "fix lambda (tune snr only)",
+             "snr": "fix snr (tune lambda only)", "lam": "fix lambda (tune the other option only)",
+             "eta": "fix eta (tune the other option only)", "start_sigma": "fix start sigma (tune eta only)",
              "seed": "seed of the simulated measurements and of the sampler (plus the slice index)",
              "quiet": "no line per call"}
     for action in parser._actions:
@@ -87,7 +93,7 @@ def _tunable() -> tuple[str, ...]:
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("tune", help="tune the sampler's lambda and snr on a validation set",
+    parser = subparsers.add_parser("tune", help="tune the sampler's options (lambda, snr / eta, start sigma) on a validation set",
                                    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     tasks = parser.add_subparsers(dest="task", metavar="TASK")
     tasks.required = True

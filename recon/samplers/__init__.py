@@ -59,9 +59,10 @@ class SamplerSpec:
 
 DEFAULT_SAMPLER = "dds"
 """The sampler of ``recon ct/mri/mar`` and ``recon tune`` without ``--sampler``: the fastest one
-within 0.3 dB / 0.005 SSIM of pc at 2000 NFE (benchmarks/RESULTS.md). With the shipped priors
-and their tuned profiles it runs 50 levels on CT (far above pc-2000 there) and 100 on MRI
-(``steps`` in the MRI profile: 50 fall short of pc-2000 on MRI). ``--sampler pc`` is the paper's."""
+found within 0.3 dB / 0.005 SSIM of pc at 2000 NFE on the validation split (benchmarks/RESULTS.md).
+With the shipped priors and their tuned profiles it runs 50 levels on CT (far above pc-2000
+there) and 100 on MRI (``steps`` in the MRI profile; on the test slices 0.6 dB below pc-2000,
+at 50 levels 1.9 dB). ``--sampler pc`` is the paper's."""
 
 SAMPLERS: dict[str, SamplerSpec] = {
     "pc": SamplerSpec(pc.run, 1000, 1, True, False,

@@ -258,6 +258,8 @@ def test_recon_tune_mri_holdout_and_mar(tiny_priors, tmp_path, capsys):
 
 @pytest.mark.parametrize("extra, message", [
     (["--sampler", "langevin"], "cannot be tuned"),
+    (["--sampler", "dds", "--start-sigma", "500"], "--start-sigma: must lie in"),
+    (["--eta", "0.5"], "pc does not use eta"),
     (["--modality-mismatch"], "not ct"),
     (["--lam", "1.5"], "--lam"),
 ])
@@ -267,7 +269,9 @@ def test_recon_tune_input_errors(tiny_priors, tmp_path, capsys, extra, message):
     extra = [] if extra == ["--modality-mismatch"] else extra
     assert main(["tune", "ct", "--val", str(val), "--prior", prior, "--sampler", "pc", "--steps", "2", "--calls", "1",
                  "--quiet", "-o", str(tmp_path / "out"), *extra]) == 2
-    assert message in capsys.readouterr().err
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0]
+    assert not (tmp_path / "out").exists()  # refused before any output
 
 
 def test_initial_points_extend_and_start_with_the_clipped_defaults():

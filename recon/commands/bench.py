@@ -103,18 +103,22 @@ def _table_methods(task: str, score_nfe: int | None = None) -> list[Method]:
     return methods
 
 
+def _reference(args: argparse.Namespace) -> str | None:
+    """The nfe suite's reference method, pc at ``--reference-nfe`` (None for 0)."""
+    return f"score:pc:{args.reference_nfe}" if args.reference_nfe > 0 else None
+
+
 def _plan(args: argparse.Namespace) -> list[tuple[str, list[Problem], list[Method]]]:
     """(modality, problems, methods) groups of the chosen suite."""
     groups = []
     if args.suite == "tables":
-        score_nfe = args.nfe
         if args.ct:
             groups.append(("ct", [Problem("ct-sparse-view", v) for v in (10, 20, 23)],
-                           _table_methods("ct-sparse-view", score_nfe)))
+                           _table_methods("ct-sparse-view", args.nfe)))
             if not args.no_mar:
-                groups.append(("ct", [Problem("ct-mar")], _table_methods("ct-mar", score_nfe)))
+                groups.append(("ct", [Problem("ct-mar")], _table_methods("ct-mar", args.nfe)))
         if args.mri:
-            groups.append(("mri", [Problem("mri", r) for r in (24, 8, 4)], _table_methods("mri", score_nfe)))
+            groups.append(("mri", [Problem("mri", r) for r in (24, 8, 4)], _table_methods("mri", args.nfe)))
         return groups
     if args.suite == "samplers":
         budget = args.nfe or (200 if args.quick else 2000)
@@ -123,9 +127,9 @@ def _plan(args: argparse.Namespace) -> list[tuple[str, list[Problem], list[Metho
         budgets = args.nfe_list or ((10, 20, 50, 100, 200) if args.quick else (10, 20, 50, 100, 200, 500, 1000, 2000))
         samplers = [Method.parse(f"score:{s}:{n}") for s in args.samplers or CURVE_SAMPLERS for n in budgets
                     if n >= (1 if s in ("dds", "ddim") else 3)]
-        reference = Method.parse(f"score:pc:{args.reference_nfe}")
-        if args.reference_nfe > 0 and reference not in samplers:
-            samplers.append(reference)
+        reference = _reference(args)
+        if reference is not None and Method.parse(reference) not in samplers:
+            samplers.append(Method.parse(reference))
     if args.ct:
         groups.append(("ct", [Problem("ct-sparse-view", 23)], [Method("fbp"), *samplers]))
     if args.mri:
@@ -167,8 +171,8 @@ def run(args: argparse.Namespace) -> int:
     args.output.mkdir(parents=True, exist_ok=True)
     plots = _plots(args.suite, rows, args.output)
     report = _report(header, rows, plots)
-    if args.suite == "nfe" and args.reference_nfe > 0:
-        reference = f"score:pc:{args.reference_nfe}"
+    reference = _reference(args)
+    if args.suite == "nfe" and reference is not None:
         header["target"], header["target_reference"] = bench.target_check(rows, reference), reference
         report += "\n" + bench.target_markdown(header["target"], reference) + "\n"
     from recon.io import atomic_path

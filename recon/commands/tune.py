@@ -181,7 +181,7 @@ def run(task: pipeline.Task, args: argparse.Namespace) -> int:
     """Tune ``task``'s sampler options on the validation slices; returns an exit code."""
     import priors
     from priors.checkpoint import sha256_file
-    from recon.samplers import OPTION_RULES, sampler_defaults
+    from recon.samplers import OPTION_RULES, check_options, sampler_defaults
     from recon.tuning import (holdout_objective, metric_objective, save_convergence_plot, save_profile,
                               search_space, tune)
 
@@ -195,6 +195,7 @@ def run(task: pipeline.Task, args: argparse.Namespace) -> int:
     images, indices = _validation_images(args, task.modality)
     prior = priors.load(args.prior or f"{task.modality}-128", device)
     space = search_space(sampler, task.name, fixed, prior.sde.sigma_max)
+    check_options(prior, sampler, fixed)  # before any output is written
     if prior.meta.get("modality") not in (task.modality, "synthetic"):
         raise InputError(f"prior {prior.meta.get('id')} was trained on {prior.meta.get('modality')} images, "
                          f"not {task.modality}")

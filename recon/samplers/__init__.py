@@ -125,7 +125,7 @@ OPTION_RULES: dict[str, tuple[Callable[[float], bool], str]] = {
     "eta": (lambda v: 0 <= v <= 1, "in [0, 1]"),
     "cg_steps": (lambda v: int(v) == v and v >= 0, "an integer >= 0"),
     "gamma": (lambda v: v >= 0, ">= 0"),
-    "start_sigma": (lambda v: v is None or v > 0, "> 0"),
+    "start_sigma": (lambda v: v > 0, "> 0"),
 }
 
 
@@ -161,6 +161,22 @@ def defaults_source(prior, sampler: str, task: str | None):
 def _check(condition: bool, message: str) -> None:
     if not condition:
         raise InputError(message)
+
+
+def check_options(prior, sampler: str, options: dict[str, float | None]) -> None:
+    """Raise an InputError for an option ``sampler`` does not read, a value outside its range
+    (:data:`OPTION_RULES`) or a ``start_sigma`` outside the prior's noise levels; None values pass."""
+    spec = SAMPLERS[sampler]
+    unused = sorted(name for name, value in options.items() if value is not None and name not in spec.options)
+    for name, value in options.items():
+        if value is not None and name in spec.options:
+            _check(OPTION_RULES[name][0](value),
+                   f"--{name.replace('_', '-')}: must be {OPTION_RULES[name][1]}, got {value}")
+    _check(not unused, f"sampler {sampler} does not use {', '.join(unused)}; it reads {', '.join(spec.options)}")
+    start_sigma = options.get("start_sigma")
+    _check(start_sigma is None or prior.sde.sigma_min < start_sigma <= prior.sde.sigma_max,
+           f"--start-sigma: must lie in ({prior.sde.sigma_min}, {prior.sde.sigma_max:.4g}] for this prior, "
+           f"got {start_sigma}")
 
 
 def _context(prior, sigmas: torch.Tensor, generator: torch.Generator, snr: float, corrector_steps: int,
@@ -236,10 +252,7 @@ def reconstruct(prior, measurement, y: torch.Tensor, sampler: str = DEFAULT_SAMP
     given = {"snr": snr, "lam": lam, "rho": rho, "eta": eta, "cg_steps": cg_steps, "gamma": gamma,
              "start_sigma": start_sigma}
     values = {name: defaults[name] if given[name] is None else given[name] for name in spec.options}
-    for name, value in values.items():
-        _check(OPTION_RULES[name][0](value), f"--{name.replace('_', '-')}: must be {OPTION_RULES[name][1]}, got {value}")
-    unused = sorted(name for name, value in given.items() if value is not None and name not in spec.options)
-    _check(not unused, f"sampler {sampler} does not use {', '.join(unused)}; it reads {', '.join(spec.options)}")
+    check_options(prior, sampler, {**{k: v for k, v in given.items() if v is not None}, **values})
     params = {"sampler": sampler, "task": task, "steps": steps, "corrector_steps": corrector_steps,
               "step_norm": step_norm, "n_samples": n_samples, "seed": seed, **values}
     lam = values.get("lam", 1.0)
@@ -267,9 +280,6 @@ def reconstruct(prior, measurement, y: torch.Tensor, sampler: str = DEFAULT_SAMP
         project_at_end = spec.proximal and lam > 0 and measurement.noise_std == 0 if final_projection is None \
             else bool(final_projection)
         start_sigma = values.get("start_sigma")
-        _check(start_sigma is None or prior.sde.sigma_min < start_sigma <= prior.sde.sigma_max,
-               f"--start-sigma: must lie in ({prior.sde.sigma_min}, {prior.sde.sigma_max:.4g}] for this prior, "
-               f"got {start_sigma}")
         sigmas = prior.sde.discrete_sigmas(steps, device=device, start=start_sigma)
         params.update(sigma_max=prior.sde.sigma_max, sigma_min=prior.sde.sigma_min, final_projection=project_at_end,
                       prior=(getattr(prior, "meta", {}) or {}).get("id"), device=str(device))
@@ -291,8 +301,10 @@ def reconstruct(prior, measurement, y: torch.Tensor, sampler: str = DEFAULT_SAMP
                 ctx.likelihood = GaussianLikelihood(measurement, y_k, rho, like, likelihood_scale)
             x = sigmas[0] * torch.randn((k * like.shape[0], *like.shape[1:]), generator=generator,
                                         device=device, dtype=like.dtype)
-            if start_sigma is not None:
-                x = x + decomposed.direct_estimate(measurement, y_k, x)
+            if start_sigma is not None:  # a least-squares image under the noise
+                from recon.baselines.iterative import cgls
+
+                x = x + cgls(measurement, y_k, decomposed.WARM_START_CG_STEPS)
             x = spec.run(x, ctx)
             if spec.denoise_at_end:
                 x = _tweedie(ctx, x)
@@ -334,5 +346,5 @@ def sample(prior, n: int, sampler: str = "pc", *, shape: tuple[int, int] | None 
         return _tweedie(ctx, spec.run(x, ctx))
 
 
-__all__ = ["FALLBACK_DEFAULTS", "FORMS", "Reconstruction", "SAMPLERS", "SamplerSpec",
+__all__ = ["FALLBACK_DEFAULTS", "FORMS", "Reconstruction", "SAMPLERS", "SamplerSpec", "check_options",
            "reconstruct", "sample", "sampler_defaults"]

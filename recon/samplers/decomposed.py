@@ -17,7 +17,8 @@ about 0.3 validation SSIM on MRI and 0.12 on CT (benchmarks/RESULTS.md).
 
 Warm start (``start_sigma``, after Chung, Sim & Ye's "come closer, diffuse
 faster", CVPR 2022): instead of pure noise at sigma_max, the run starts from
-the least-squares estimate of :func:`direct_estimate` plus noise of std
+the least-squares image of :func:`recon.baselines.cgls` (WARM_START_CG_STEPS
+iterations from 0) plus noise of std
 ``start_sigma`` and takes its N levels from there down to sigma_min, so no
 evaluation is spent at noise levels where Tweedie's estimate is little more
 than the mean image.
@@ -70,19 +71,9 @@ def conjugate_gradient(normal, rhs: torch.Tensor, x: torch.Tensor, iterations: i
 
 
 WARM_START_CG_STEPS = 5
-"""CG iterations of :func:`direct_estimate` (MRI: exact after one; sparse-view CT: 5 and 30
-gave the same dds result to 0.01 dB on two test slices)."""
-
-
-def direct_estimate(measurement, y: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    """A least-squares image for y: CG on A^T A x = A^T y from 0, (B, 1, H, W) like ``like``.
-
-    For MRI this is the zero-filled image; for CT a smooth, streak-free image.
-    """
-    def normal(v: torch.Tensor) -> torch.Tensor:
-        return measurement.A_adjoint(measurement.A(v))
-
-    return conjugate_gradient(normal, measurement.A_adjoint(y), torch.zeros_like(like), WARM_START_CG_STEPS)
+"""CGLS iterations of the warm start's least-squares image (:func:`recon.baselines.cgls`; MRI:
+the zero-filled image after one; sparse-view CT: 5 and 30 gave the same dds result to 0.01 dB
+on two test slices)."""
 
 
 def cg_data_step(ctx: core.Context, x0: torch.Tensor) -> torch.Tensor:

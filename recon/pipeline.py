@@ -115,6 +115,7 @@ def add_common_arguments(parser: argparse.ArgumentParser, task_methods: tuple[st
 def add_sampler_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of the score sampler (shared with `recon tune`)."""
     from recon.samplers import DEFAULT_SAMPLER, SAMPLERS
+    from recon.samplers.decomposed import warm_starts
 
     parser.add_argument("--sampler", default=None, choices=tuple(SAMPLERS),
                         help=f"score sampler (default: {DEFAULT_SAMPLER}, the fast one; "
@@ -126,7 +127,10 @@ def add_sampler_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--eta", type=float, default=None,
                         help="dds/ddim: share of fresh noise when re-noising, in [0, 1] (default: tuned)")
     parser.add_argument("--start-sigma", type=float, default=None,
-                        help="dds/ddim: first noise level, started from a least-squares image (default: tuned)")
+                        help="dds/ddim: first noise level, started from a first reconstruction (default: tuned)")
+    parser.add_argument("--start-from", default=None, choices=warm_starts(), metavar="BASELINE",
+                        help="dds/ddim: that first reconstruction, a baseline such as cgls (least squares) or "
+                             "cs-tv (default: the prior's profile, else cgls)")
     parser.add_argument("--cg-steps", type=int, default=None, help="dds: conjugate-gradient steps per level (default: 5)")
     parser.add_argument("--gamma", type=float, default=None, help="dds: weight of the prior image in the CG step (default: 0)")
     parser.add_argument("--rho", type=float, default=None, help="langevin/score-sde: likelihood std over sigma")

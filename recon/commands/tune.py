@@ -80,6 +80,8 @@ def _add_tune_arguments(parser: argparse.ArgumentParser, task: str) -> None:
     helps = {"sampler": f"sampler to tune: {', '.join(_tunable())} (default: {DEFAULT_SAMPLER})",
              "snr": "fix snr (tune lambda only)", "lam": "fix lambda (tune the other option only)",
              "eta": "fix eta (tune the other option only)", "start_sigma": "fix start sigma (tune eta only)",
+             "start_from": "dds/ddim: the warm start's first reconstruction, a baseline (kept fixed; saved "
+                           "with the tuned values)",
              "seed": "seed of the simulated measurements and of the sampler (plus the slice index)",
              "quiet": "no line per call"}
     for action in parser._actions:
@@ -253,7 +255,7 @@ def run(task: pipeline.Task, args: argparse.Namespace) -> int:
     with atomic_path(args.output / "tune.json") as tmp:
         tmp.write_text(json.dumps(report, indent=2, default=float))
 
-    point = ", ".join(f"{k} {v:.4f}" for k, v in best.items())
+    point = ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in best.items())
     print(f"best {point}: {score_name} {result.best_score:.4f} (defaults: {result.history[0]['score']:.4f}); "
           f"wrote {args.output / 'tune.json'}" + (f" and {report['profile']}" if report["profile"] else ""),
           file=sys.stdout)

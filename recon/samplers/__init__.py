@@ -43,7 +43,7 @@ class SamplerSpec:
         proximal: uses the proximal step (``lam``, ``form``, final projection).
         likelihood: uses the likelihood gradient (``rho``).
         description: one line for help texts.
-        options: the tuning parameters it reads (snr, lam, rho, eta, cg_steps, gamma, start_sigma).
+        options: the parameters it reads (snr, lam, rho, eta, cg_steps, gamma, start_sigma, start_from).
         denoise_at_end: finish with a Tweedie denoise at sigma_min (one more NFE).
     """
 
@@ -77,9 +77,10 @@ SAMPLERS: dict[str, SamplerSpec] = {
                              "Score SDE: PC with a likelihood gradient against the noisy measurement", ("snr", "rho")),
     "dds": SamplerSpec(decomposed.run_dds, 50, 0, True, False,
                        "fast: Tweedie estimate + conjugate-gradient data steps + DDIM re-noising",
-                       ("eta", "cg_steps", "gamma", "start_sigma"), denoise_at_end=False),
+                       ("eta", "cg_steps", "gamma", "start_sigma", "start_from"), denoise_at_end=False),
     "ddim": SamplerSpec(decomposed.run_ddim, 50, 0, True, False,
-                        "fast: Tweedie estimate + the proximal step + DDIM re-noising", ("eta", "lam", "start_sigma"),
+                        "fast: Tweedie estimate + the proximal step + DDIM re-noising",
+                        ("eta", "lam", "start_sigma", "start_from"),
                         denoise_at_end=False),
 }
 
@@ -93,8 +94,8 @@ FALLBACK_DEFAULTS: dict[str, dict[str | None, dict[str, float]]] = {
     "ald": {None: {"snr": 0.386, "lam": 1.0}},
     "langevin": {None: {"snr": 0.212, "rho": 0.713}},
     "score-sde": {None: {"snr": 0.608, "rho": 1.231}},
-    "dds": {None: {"eta": 1.0, "cg_steps": 5, "gamma": 0.0, "start_sigma": None}},
-    "ddim": {None: {"eta": 1.0, "lam": 1.0, "start_sigma": None}},
+    "dds": {None: {"eta": 1.0, "cg_steps": 5, "gamma": 0.0, "start_sigma": None, "start_from": "cgls"}},
+    "ddim": {None: {"eta": 1.0, "lam": 1.0, "start_sigma": None, "start_from": "cgls"}},
 }
 
 
@@ -118,7 +119,7 @@ class Reconstruction:
 
 
 # Each option's validity test and its description for error messages.
-OPTION_RULES: dict[str, tuple[Callable[[float], bool], str]] = {
+OPTION_RULES: dict[str, tuple[Callable[[float | str], bool], str]] = {
     "snr": (lambda v: v > 0, "> 0"),
     "lam": (lambda v: 0 <= v <= 1, "in [0, 1]"),
     "rho": (lambda v: v > 0, "> 0"),
@@ -126,6 +127,7 @@ OPTION_RULES: dict[str, tuple[Callable[[float], bool], str]] = {
     "cg_steps": (lambda v: int(v) == v and v >= 0, "an integer >= 0"),
     "gamma": (lambda v: v >= 0, ">= 0"),
     "start_sigma": (lambda v: v > 0, "> 0"),
+    "start_from": (lambda v: v in decomposed.warm_starts(), f"one of {', '.join(decomposed.warm_starts())}"),
 }
 
 
@@ -196,7 +198,8 @@ def reconstruct(prior, measurement, y: torch.Tensor, sampler: str = DEFAULT_SAMP
                 n_samples: int = 1, seed: int = 0, form: str | None = None, progress: bool = True,
                 callback: Callable[[int, int, torch.Tensor], None] | None = None, task: str | None = None,
                 rho: float | None = None, eta: float | None = None, cg_steps: int | None = None,
-                gamma: float | None = None, start_sigma: float | None = None, likelihood_scale: float | None = None,
+                gamma: float | None = None, start_sigma: float | None = None, start_from: str | None = None,
+                likelihood_scale: float | None = None,
                 step_norm: str = "image", final_projection: bool | None = None, projection_tol: float = 1e-4,
                 projection_max_iter: int = 1000) -> Reconstruction:
     """Sample the posterior p(x | y) with a score prior and return the mean of K samples.
@@ -227,6 +230,8 @@ def reconstruct(prior, measurement, y: torch.Tensor, sampler: str = DEFAULT_SAMP
         gamma: ``dds``'s weight of ||x - x0||^2 in its data step (0 for noiseless data).
         start_sigma: first noise level of ``dds`` / ``ddim``, started from a
             least-squares image plus noise of this std (None: sigma_max, pure noise).
+        start_from: the image of that warm start: a key of :data:`recon.baselines.BASELINES`
+            (default: the prior's profile for the task, else ``"cgls"``, a few least-squares steps).
         A sampler given an option it does not read (see ``SAMPLERS[name].options``)
         raises an InputError.
         likelihood_scale: L of the baselines' gradient (default ||A||^2, see
@@ -250,9 +255,11 @@ def reconstruct(prior, measurement, y: torch.Tensor, sampler: str = DEFAULT_SAMP
     _check(form in FORMS, f"unknown data-consistency form {form!r}; choose one of {', '.join(FORMS)}")
     _check(step_norm in core.STEP_NORMS, f"step_norm must be one of {', '.join(core.STEP_NORMS)}, got {step_norm!r}")
     given = {"snr": snr, "lam": lam, "rho": rho, "eta": eta, "cg_steps": cg_steps, "gamma": gamma,
-             "start_sigma": start_sigma}
+             "start_sigma": start_sigma, "start_from": start_from}
     values = {name: defaults[name] if given[name] is None else given[name] for name in spec.options}
     check_options(prior, sampler, {**{k: v for k, v in given.items() if v is not None}, **values})
+    _check(start_from is None or values.get("start_sigma") is not None,
+           "--start-from: needs --start-sigma (the noise level of the warm start)")
     params = {"sampler": sampler, "task": task, "steps": steps, "corrector_steps": corrector_steps,
               "step_norm": step_norm, "n_samples": n_samples, "seed": seed, **values}
     lam = values.get("lam", 1.0)
@@ -301,10 +308,8 @@ def reconstruct(prior, measurement, y: torch.Tensor, sampler: str = DEFAULT_SAMP
                 ctx.likelihood = GaussianLikelihood(measurement, y_k, rho, like, likelihood_scale)
             x = sigmas[0] * torch.randn((k * like.shape[0], *like.shape[1:]), generator=generator,
                                         device=device, dtype=like.dtype)
-            if start_sigma is not None:  # a least-squares image under the noise
-                from recon.baselines.iterative import cgls
-
-                x = x + cgls(measurement, y_k, decomposed.WARM_START_CG_STEPS)
+            if start_sigma is not None:  # a first reconstruction under the noise
+                x = x + decomposed.warm_start_image(values["start_from"], measurement, y_k)
             x = spec.run(x, ctx)
             if spec.denoise_at_end:
                 x = _tweedie(ctx, x)

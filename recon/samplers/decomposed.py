@@ -17,11 +17,14 @@ about 0.3 validation SSIM on MRI and 0.12 on CT (benchmarks/RESULTS.md).
 
 Warm start (``start_sigma``, after Chung, Sim & Ye's "come closer, diffuse
 faster", CVPR 2022): instead of pure noise at sigma_max, the run starts from
-the least-squares image of :func:`recon.baselines.cgls` (WARM_START_CG_STEPS
-iterations from 0) plus noise of std
-``start_sigma`` and takes its N levels from there down to sigma_min, so no
-evaluation is spent at noise levels where Tweedie's estimate is little more
-than the mean image.
+a first reconstruction plus noise of std ``start_sigma`` and takes its N
+levels from there down to sigma_min, so no evaluation is spent at noise levels
+where Tweedie's estimate is little more than the mean image. The first
+reconstruction (``start_from``) is a baseline of :data:`recon.baselines.BASELINES`:
+``cgls`` (WARM_START_CG_STEPS least-squares iterations from 0; MRI: the
+zero-filled image) by default; the closer it is, the lower ``start_sigma``
+can go and the finer the N levels below it (MRI: ``cs-tv``, see
+benchmarks/RESULTS.md).
 
 Data steps:
 
@@ -74,6 +77,22 @@ WARM_START_CG_STEPS = 5
 """CGLS iterations of the warm start's least-squares image (:func:`recon.baselines.cgls`; MRI:
 the zero-filled image after one; sparse-view CT: 5 and 30 gave the same dds result to 0.01 dB
 on two test slices)."""
+
+
+def warm_starts() -> tuple[str, ...]:
+    """Names ``start_from`` accepts: the keys of :data:`recon.baselines.BASELINES`."""
+    from recon.baselines import BASELINES
+
+    return tuple(BASELINES)
+
+
+def warm_start_image(name: str, measurement, y: torch.Tensor) -> torch.Tensor:
+    """The warm start's first reconstruction (B, 1, H, W) by baseline ``name`` (``cgls``: WARM_START_CG_STEPS)."""
+    from recon.baselines import BASELINES
+
+    if name == "cgls":
+        return BASELINES[name](measurement, y, WARM_START_CG_STEPS)
+    return BASELINES[name](measurement, y)
 
 
 def cg_data_step(ctx: core.Context, x0: torch.Tensor) -> torch.Tensor:

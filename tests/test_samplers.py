@@ -213,6 +213,39 @@ def test_warm_start_begins_at_start_sigma_and_fits_the_data(prior, sampler):
         reconstruct(prior, m, y, "pc", steps=2, start_sigma=0.5, progress=False)
 
 
+class FirstInputRecorder(CountingPrior):
+    """Also keeps the images of the first score call."""
+
+    def __init__(self, prior):
+        super().__init__(prior)
+        self.first = None
+
+    def score(self, x, sigma):
+        self.first = x.clone() if self.first is None else self.first
+        return super().score(x, sigma)
+
+
+def test_warm_start_adds_its_noise_to_the_chosen_first_reconstruction(prior):
+    from recon.samplers.decomposed import warm_start_image
+
+    m, y = mri_problem(prior)
+    images = {name: warm_start_image(name, m, y) for name in ("cgls", "cs-tv")}
+    assert float((images["cgls"] - images["cs-tv"]).pow(2).mean().sqrt()) > 0.05  # the noise below tells them apart
+    for name, image in images.items():
+        recorder = FirstInputRecorder(prior)
+        result = reconstruct(recorder, m, y, "dds", steps=3, start_sigma=0.02, start_from=name, progress=False)
+        noise = (recorder.first - image) / 0.02
+        assert abs(float(noise.std()) - 1) < 0.1 and abs(float(noise.mean())) < 0.1
+        assert result.params["start_from"] == name
+    assert reconstruct(prior, m, y, "dds", steps=2, progress=False).params["start_from"] == "cgls"
+    for options, message in (({"start_sigma": 0.5, "start_from": "nope"}, "--start-from: must be one of"),
+                             ({"start_from": "cs-tv"}, "needs --start-sigma")):
+        with pytest.raises(InputError, match=message):
+            reconstruct(prior, m, y, "dds", steps=2, progress=False, **options)
+    with pytest.raises(InputError, match="pc does not use start_from"):
+        reconstruct(prior, m, y, "pc", steps=2, start_from="cgls", progress=False)
+
+
 @cuda_only
 def test_runs_on_the_measurement_device(prior):
     m, y = mri_problem(prior)

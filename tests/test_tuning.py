@@ -284,16 +284,16 @@ def test_initial_points_extend_and_start_with_the_clipped_defaults():
     assert all(0 <= p["lam"] <= 1 and 0.2 <= p["snr"] <= 0.8 for p in long)
 
 
-def test_recon_tune_dds_saves_its_steps_as_the_default(tiny_priors, tmp_path, capsys):
+def test_recon_tune_dds_saves_its_steps_and_warm_start_as_the_defaults(tiny_priors, tmp_path, capsys):
     prior = _prior_copy(tiny_priors, "ct", tmp_path)
     val = _val_set(tmp_path / "val.h5", "ct", n=1)
     command = ["tune", "ct", "--projections", "8", "--val", str(val), "--prior", prior, "--sampler", "dds",
-               "--steps", "3", "--calls", "2", "--quiet", "-o", str(tmp_path / "tune")]
+               "--start-from", "fista-tv", "--steps", "3", "--calls", "2", "--quiet", "-o", str(tmp_path / "tune")]
     assert main([*command, "--save-steps"]) == 0
     report = json.loads((tmp_path / "tune" / "tune.json").read_text())
     assert report["start"]["eta"] == 1.0 and report["start"]["start_sigma"] == report["space"]["start_sigma"][1]
     values = read_profile(tmp_path / "tiny-ct-32.profile.json")["ct-sparse-view"]["dds"]["values"]
-    assert values == {**report["best"], "steps": 3}
+    assert values == {**report["best"], "steps": 3} and values["start_from"] == "fista-tv"
 
     image = tmp_path / "slice.npy"
     np.save(image, np.full((32, 32), 0.0, np.float32))
@@ -301,6 +301,7 @@ def test_recon_tune_dds_saves_its_steps_as_the_default(tiny_priors, tmp_path, ca
                  "-o", str(tmp_path / "ct")]) == 0
     used = json.loads((tmp_path / "ct" / "metrics.json").read_text())["parameters"]
     assert used["steps"] == 3 and used["nfe"] == 3 and used["start_sigma"] == values["start_sigma"]
+    assert used["start_from"] == "fista-tv"
 
     assert main([*command[:-2], "-o", str(tmp_path / "other"), "--save-steps", "--no-save"]) == 2
     assert "--save-steps" in capsys.readouterr().err

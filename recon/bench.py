@@ -240,11 +240,11 @@ def markdown(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def _bands(ax, xs, rows: list[dict], key: str, label: str) -> None:
+def _bands(ax, xs, rows: list[dict], key: str, label: str, color: str) -> None:
     means = np.array([np.mean(r[key]) for r in rows])
     stds = np.array([np.std(r[key]) for r in rows])
-    ax.plot(xs, means, marker="o", label=label)
-    ax.fill_between(xs, means - stds, means + stds, alpha=0.2)
+    ax.plot(xs, means, marker="o", label=label, color=color)
+    ax.fill_between(xs, means - stds, means + stds, alpha=0.2, color=color)
 
 
 def plot_nfe(rows: list[dict], path: Path) -> Path | None:
@@ -258,7 +258,8 @@ def plot_nfe(rows: list[dict], path: Path) -> Path | None:
 
 def plot_against(rows: list[dict], x_of, x_label: str, group_of, path: Path, title: str,
                  log_x: bool = False) -> Path:
-    """PSNR and SSIM (mean ± std bands) against ``x_of(row)`` for every ``group_of(row)``, one panel row per task."""
+    """PSNR and SSIM (mean ± std bands) against ``x_of(row)`` for every ``group_of(row)``, one panel row per task;
+    a group has the same colour in every panel."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -267,6 +268,7 @@ def plot_against(rows: list[dict], x_of, x_label: str, group_of, path: Path, tit
     from recon.io import atomic_path
 
     tasks = list(dict.fromkeys(r["task"] for r in rows))
+    colors = {group: f"C{i % 10}" for i, group in enumerate(dict.fromkeys(group_of(r) for r in rows))}
     fig, axes = plt.subplots(len(tasks), 2, figsize=(10, 3.6 * len(tasks)), squeeze=False)
     for t, task in enumerate(tasks):
         task_rows = [r for r in rows if r["task"] == task]
@@ -274,7 +276,7 @@ def plot_against(rows: list[dict], x_of, x_label: str, group_of, path: Path, tit
             series = sorted((r for r in task_rows if group_of(r) == group), key=x_of)
             xs = [x_of(r) for r in series]
             for c, key in enumerate(("psnr", "ssim")):
-                _bands(axes[t, c], xs, series, key, group)
+                _bands(axes[t, c], xs, series, key, group, colors[group])
         for c, key in enumerate(("PSNR (dB)", "SSIM")):
             axes[t, c].set(xlabel=x_label, ylabel=key, title=f"{task}: {key}")
             if log_x:

@@ -4,7 +4,7 @@
     recon tune mri --accel 8 --val set.h5
     recon tune mar --val set.h5
     recon tune ct --projections 23 --val set.h5 --holdout
-    recon tune mri --accel 8 --val set.h5 --sampler dds --steps 100 --save-steps
+    recon tune mri --accel 8 --val set.h5 --sampler dds --start-from cs-tv --steps 50 --save-steps
 
 Measurements are simulated from ``--n`` slices of the HDF5 slice dataset's
 ``--split`` (evenly spread, a fixed subset) exactly as `recon ct` / `recon mri`
@@ -15,7 +15,9 @@ scikit-optimize's ``gp_minimize`` picks the next point: for pc and ald lambda
 (in [0, 1]) and snr (CT [0, 0.4], MRI [0.2, 0.8]); for dds eta (in [0, 1]) and
 start_sigma (log scale, [0.03, 10] capped at the prior's sigma_max); for ddim
 lambda and eta. The first call uses the prior's current defaults. Giving one
-option (``--lam``, ``--eta``, ...) fixes it and tunes the other alone.
+option (``--lam``, ``--eta``, ...) fixes it and tunes the other alone;
+``--start-from`` (the warm start's first reconstruction) is kept fixed and
+saved with the tuned values.
 ``--save-steps`` also stores ``--steps`` as the sampler's default number of
 noise levels for the task.
 

@@ -65,6 +65,16 @@ def test_mri_methods_are_batched_real_and_deterministic(name):
     assert torch.allclose(out[1:], BASELINES[name](m, y[1:], **params), atol=1e-5)
 
 
+@pytest.mark.parametrize("name,problem", [("li", "ct23"), ("nmar", "ct23"), ("li", "mri8"), ("nmar", "mri8"),
+                                          ("fbp", "mri8")])
+def test_a_baseline_given_a_measurement_it_cannot_use_says_so_in_one_line(name, problem, request):
+    from recon.errors import InputError
+
+    m, y, _ = request.getfixturevalue(problem)
+    with pytest.raises(InputError, match="CT"):
+        BASELINES[name](m, y)
+
+
 def test_grad_and_div_are_negative_adjoints():
     x = torch.randn(2, 1, 9, 11, dtype=torch.float64)
     p = torch.randn(2, 2, 9, 11, dtype=torch.float64)

@@ -242,6 +242,8 @@ def test_warm_start_adds_its_noise_to_the_chosen_first_reconstruction(prior):
                              ({"start_from": "cs-tv"}, "needs --start-sigma")):
         with pytest.raises(InputError, match=message):
             reconstruct(prior, m, y, "dds", steps=2, progress=False, **options)
+    with pytest.raises(InputError, match="--start-from li: li and nmar fill a metal trace"):
+        reconstruct(prior, m, y, "dds", steps=2, start_sigma=0.5, start_from="li", progress=False)
     with pytest.raises(InputError, match="pc does not use start_from"):
         reconstruct(prior, m, y, "pc", steps=2, start_from="cgls", progress=False)
 

@@ -7,6 +7,7 @@ import torch
 
 from operators import Fourier, Measurement, Radon, ViewMask, ifft2c
 from operators.fbp import filter_sinogram
+from recon.errors import InputError
 
 
 def fbp(measurement: Measurement, y: torch.Tensor, window: str | None = None) -> torch.Tensor:
@@ -26,7 +27,7 @@ def fbp(measurement: Measurement, y: torch.Tensor, window: str | None = None) ->
     """
     radon = measurement.transform
     if not isinstance(radon, Radon):
-        raise ValueError("fbp needs a CT measurement (a Radon transform)")
+        raise InputError("fbp needs a CT measurement (a Radon transform)")
     window = radon.window if window is None else window
     if isinstance(measurement.sampling, ViewMask):
         views = measurement.sampling.indices

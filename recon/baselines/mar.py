@@ -21,13 +21,18 @@ from __future__ import annotations
 
 import torch
 
-from operators import Measurement
+from operators import Measurement, Radon
+from recon.errors import InputError
 from recon.units import hu_to_model
 
 
 def _measured(measurement: Measurement, y: torch.Tensor) -> torch.Tensor:
-    """Lambda as a boolean tensor of y's full shape."""
-    return measurement.mask(y).expand(y.shape)
+    """Lambda as a boolean tensor of y's full shape (an InputError unless y is a full-view sinogram)."""
+    mask = measurement.mask(y)
+    if not isinstance(measurement.transform, Radon) or mask.shape[-2] != y.shape[-2]:
+        raise InputError("li and nmar fill a metal trace in a full-view CT sinogram (`recon mar`), "
+                         "not this measurement")
+    return mask.expand(y.shape)
 
 
 def interpolate_trace(sino: torch.Tensor, measured: torch.Tensor) -> torch.Tensor:

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import torch
 
+from recon.errors import InputError
 from recon.samplers import core
 from recon.samplers.consistency import _dot
 
@@ -87,12 +88,19 @@ def warm_starts() -> tuple[str, ...]:
 
 
 def warm_start_image(name: str, measurement, y: torch.Tensor) -> torch.Tensor:
-    """The warm start's first reconstruction (B, 1, H, W) by baseline ``name`` (``cgls``: WARM_START_CG_STEPS)."""
+    """The warm start's first reconstruction (B, 1, H, W) by baseline ``name`` (``cgls``: WARM_START_CG_STEPS).
+
+    A baseline that does not fit the measurement (``li`` on sparse views, ``fbp`` on MRI) raises an
+    InputError naming ``--start-from``.
+    """
     from recon.baselines import BASELINES
 
-    if name == "cgls":
-        return BASELINES[name](measurement, y, WARM_START_CG_STEPS)
-    return BASELINES[name](measurement, y)
+    try:
+        if name == "cgls":
+            return BASELINES[name](measurement, y, WARM_START_CG_STEPS)
+        return BASELINES[name](measurement, y)
+    except InputError as error:
+        raise InputError(f"--start-from {name}: {error}") from None
 
 
 def cg_data_step(ctx: core.Context, x0: torch.Tensor) -> torch.Tensor:

@@ -262,6 +262,7 @@ def test_recon_tune_mri_holdout_and_mar(tiny_priors, tmp_path, capsys):
     (["--eta", "0.5"], "pc does not use eta"),
     (["--modality-mismatch"], "not ct"),
     (["--lam", "1.5"], "--lam"),
+    (["--sampler", "ddim", "--start-from", "cs-tv"], "--start-from: needs --start-sigma"),
 ])
 def test_recon_tune_input_errors(tiny_priors, tmp_path, capsys, extra, message):
     prior = _prior_copy(tiny_priors, "ct", tmp_path)
@@ -305,3 +306,10 @@ def test_recon_tune_dds_saves_its_steps_and_warm_start_as_the_defaults(tiny_prio
 
     assert main([*command[:-2], "-o", str(tmp_path / "other"), "--save-steps", "--no-save"]) == 2
     assert "--save-steps" in capsys.readouterr().err
+
+    # retuned without --start-from: the profile's warm start is held and saved with the new values
+    again = [arg for arg in command[:-2] if arg not in ("--start-from", "fista-tv")]
+    assert main([*again, "-o", str(tmp_path / "again")]) == 0
+    report = json.loads((tmp_path / "again" / "tune.json").read_text())
+    assert report["fixed"] == {"start_from": "fista-tv"}
+    assert read_profile(tmp_path / "tiny-ct-32.profile.json")["ct-sparse-view"]["dds"]["values"]["start_from"] == "fista-tv"

@@ -185,7 +185,7 @@ def run(task: pipeline.Task, args: argparse.Namespace) -> int:
     """Tune ``task``'s sampler options on the validation slices; returns an exit code."""
     import priors
     from priors.checkpoint import sha256_file
-    from recon.samplers import OPTION_RULES, check_options, sampler_defaults
+    from recon.samplers import OPTION_RULES, SAMPLERS, check_options, sampler_defaults
     from recon.tuning import (holdout_objective, metric_objective, save_convergence_plot, save_profile,
                               search_space, tune)
 
@@ -200,6 +200,12 @@ def run(task: pipeline.Task, args: argparse.Namespace) -> int:
     prior = priors.load(args.prior or f"{task.modality}-128", device)
     space = search_space(sampler, task.name, fixed, prior.sde.sigma_max)
     check_options(prior, sampler, fixed)  # before any output is written
+    defaults = sampler_defaults(prior, sampler, task.name)
+    warm = "start_sigma" in space or fixed.get("start_sigma", defaults.get("start_sigma")) is not None
+    if "start_from" in fixed and not warm:
+        raise InputError("--start-from: needs --start-sigma (the noise level of the warm start)")
+    if warm and "start_from" in SAMPLERS[sampler].options and "start_from" not in fixed:
+        fixed["start_from"] = defaults["start_from"]  # held at the profile's, saved with the values tuned for it
     if prior.meta.get("modality") not in (task.modality, "synthetic"):
         raise InputError(f"prior {prior.meta.get('id')} was trained on {prior.meta.get('modality')} images, "
                          f"not {task.modality}")
@@ -216,7 +222,6 @@ def run(task: pipeline.Task, args: argparse.Namespace) -> int:
     else:
         objective, score_name = gt_objective, args.metric
 
-    defaults = sampler_defaults(prior, sampler, task.name)
     start = {k: space[k][1] if defaults[k] is None else float(defaults[k]) for k in space}  # None: the top
     val_set = {"path": str(args.val.resolve()), "sha256": sha256_file(args.val), "split": args.split,
                "indices": indices}

@@ -228,8 +228,8 @@ def reconstruct(prior, measurement, y: torch.Tensor, sampler: str = DEFAULT_SAMP
         eta: stochastic share of the fast samplers' re-noising (dds, ddim; 0: deterministic).
         cg_steps: conjugate-gradient iterations per level of ``dds``.
         gamma: ``dds``'s weight of ||x - x0||^2 in its data step (0 for noiseless data).
-        start_sigma: first noise level of ``dds`` / ``ddim``, started from a
-            least-squares image plus noise of this std (None: sigma_max, pure noise).
+        start_sigma: first noise level of ``dds`` / ``ddim``, started from a first
+            reconstruction (``start_from``) plus noise of this std (None: sigma_max, pure noise).
         start_from: the image of that warm start: a key of :data:`recon.baselines.BASELINES`
             (default: the prior's profile for the task, else ``"cgls"``, a few least-squares steps).
         A sampler given an option it does not read (see ``SAMPLERS[name].options``)

@@ -174,8 +174,9 @@ def run(task: Task, args: argparse.Namespace) -> int:
         raise InputError(f"--samples must be >= 1, got {args.samples}")
     if args.batch_size < 1:
         raise InputError(f"--batch-size must be >= 1, got {args.batch_size}")
-    if args.lam is not None and not 0 <= args.lam <= 1:
-        raise InputError(f"--lam must lie in [0, 1], got {args.lam}")
+    from recon.samplers import OPTION_RULES, check_option_values
+
+    check_option_values({name: getattr(args, name) for name in OPTION_RULES})
     device = device_from(args.device)
     shard = None
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:

@@ -246,12 +246,18 @@ def test_fast_sampler_options_reach_the_sampler(tmp_path, tiny_priors, capsys):
     source = write_ct("npy", tmp_path)
     out = tmp_path / "out"
     assert main(["ct", "--prior", tiny_priors["ct"], "--sampler", "dds", "--steps", STEPS, "--eta", "0.5",
-                 "--start-sigma", "0.5", "--cg-steps", "3", "--gamma", "0.1", "--projections", "8", "--device", "cpu",
-                 "--quiet", str(source), "-o", str(out)]) == 0
+                 "--start-sigma", "0.5", "--start-from", "fista-tv", "--cg-steps", "3", "--gamma", "0.1",
+                 "--projections", "8", "--device", "cpu", "--quiet", str(source), "-o", str(out)]) == 0
     parameters = json.loads((out / "metrics.json").read_text())["parameters"]
-    assert (parameters["eta"], parameters["start_sigma"], parameters["cg_steps"], parameters["gamma"]) == \
-        (0.5, 0.5, 3, 0.1)
+    assert (parameters["eta"], parameters["start_sigma"], parameters["start_from"], parameters["cg_steps"],
+            parameters["gamma"]) == (0.5, 0.5, "fista-tv", 3, 0.1)
     assert parameters["nfe"] == int(STEPS)
-    assert main(["ct", "--prior", tiny_priors["ct"], "--sampler", "pc", "--eta", "0.5", "--steps", STEPS,
-                 "--projections", "8", "--quiet", str(source), "-o", str(tmp_path / "bad")]) == 2
-    assert "pc does not use eta" in capsys.readouterr().err
+    for bad, message in ((["--sampler", "pc", "--eta", "0.5"], "pc does not use eta"),
+                         (["--eta", "2"], "--eta: must be in [0, 1], got 2.0"),
+                         (["--lam", "1.5"], "--lam: must be in [0, 1], got 1.5"),
+                         (["--start-from", "nmar", "--start-sigma", "0.5"], "--start-from nmar: li and nmar")):
+        assert main(["ct", "--prior", tiny_priors["ct"], *bad, "--steps", STEPS, "--projections", "8", "--quiet",
+                     str(source), "-o", str(tmp_path / "bad")]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and message in err[0]
+        assert not (tmp_path / "bad").exists()

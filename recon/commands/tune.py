@@ -112,10 +112,9 @@ def _check_arguments(args: argparse.Namespace) -> None:
     for name, low in (("n", 1), ("calls", 1), ("batch_size", 1), ("holdout_every", 2)):
         if getattr(args, name) < low:
             raise InputError(f"--{name.replace('_', '-')}: must be >= {low}, got {getattr(args, name)}")
-    if args.lam is not None and not 0 <= args.lam <= 1:
-        raise InputError(f"--lam: must lie in [0, 1], got {args.lam}")
-    if args.snr is not None and not args.snr > 0:
-        raise InputError(f"--snr: must be > 0, got {args.snr}")
+    from recon.samplers import OPTION_RULES, check_option_values
+
+    check_option_values({name: getattr(args, name) for name in OPTION_RULES})
     if args.steps is not None and args.steps < 1:
         raise InputError(f"--steps: must be >= 1, got {args.steps}")
     if args.save_steps and (args.steps is None or args.no_save):

@@ -165,15 +165,21 @@ def _check(condition: bool, message: str) -> None:
         raise InputError(message)
 
 
+def check_option_values(options: dict[str, float | str | None]) -> None:
+    """Raise an InputError for a value outside its range (:data:`OPTION_RULES`); None values and
+    names without a rule pass. Needs no prior, so commands run it before loading anything."""
+    for name, value in options.items():
+        if value is not None and name in OPTION_RULES:
+            _check(OPTION_RULES[name][0](value),
+                   f"--{name.replace('_', '-')}: must be {OPTION_RULES[name][1]}, got {value}")
+
+
 def check_options(prior, sampler: str, options: dict[str, float | None]) -> None:
     """Raise an InputError for an option ``sampler`` does not read, a value outside its range
     (:data:`OPTION_RULES`) or a ``start_sigma`` outside the prior's noise levels; None values pass."""
     spec = SAMPLERS[sampler]
     unused = sorted(name for name, value in options.items() if value is not None and name not in spec.options)
-    for name, value in options.items():
-        if value is not None and name in spec.options:
-            _check(OPTION_RULES[name][0](value),
-                   f"--{name.replace('_', '-')}: must be {OPTION_RULES[name][1]}, got {value}")
+    check_option_values({name: value for name, value in options.items() if name in spec.options})
     _check(not unused, f"sampler {sampler} does not use {', '.join(unused)}; it reads {', '.join(spec.options)}")
     start_sigma = options.get("start_sigma")
     _check(start_sigma is None or prior.sde.sigma_min < start_sigma <= prior.sde.sigma_max,
@@ -351,5 +357,5 @@ def sample(prior, n: int, sampler: str = "pc", *, shape: tuple[int, int] | None 
         return _tweedie(ctx, spec.run(x, ctx))
 
 
-__all__ = ["FALLBACK_DEFAULTS", "FORMS", "Reconstruction", "SAMPLERS", "SamplerSpec", "check_options",
-           "reconstruct", "sample", "sampler_defaults"]
+__all__ = ["FALLBACK_DEFAULTS", "FORMS", "Reconstruction", "SAMPLERS", "SamplerSpec", "check_option_values",
+           "check_options", "reconstruct", "sample", "sampler_defaults"]

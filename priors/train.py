@@ -86,6 +86,32 @@ def read_images(path: str | Path, split: str = "train") -> tuple[torch.Tensor, d
     return images, manifest if isinstance(manifest, dict) else {"manifest": manifest}
 
 
+def images_sha256(images: torch.Tensor) -> str:
+    """sha256 of the images' float32 bytes in C order: the training data's identity, whatever file holds it."""
+    return ckpt.sha256_bytes(images.detach().cpu().to(torch.float32).contiguous().numpy().tobytes())
+
+
+def same_training_data(stored: dict[str, Any], path: Path, images: torch.Tensor, manifest: dict[str, Any]) -> bool:
+    """Whether ``images`` (read from ``path`` with ``manifest``) are the data a run's metadata ``stored`` describes.
+
+    Runs record the images' content hash, so a dataset rebuilt by ``recon data build`` (a new file:
+    its manifest stamps the build time) still resumes. Runs from before that recorded the file's
+    hash only; for them the same file, or the same manifest apart from its ``created`` time (the
+    generator, its version, seeds and counts) and the same number of images, is accepted.
+    """
+    if "images_sha256" in stored:
+        return images_sha256(images) == stored["images_sha256"]
+    if ckpt.sha256_file(path) == stored.get("sha256"):
+        return True
+    recipe = _recipe(stored.get("manifest"))
+    return bool(recipe) and recipe == _recipe(manifest) and stored.get("n_train") == images.shape[0]
+
+
+def _recipe(manifest: dict[str, Any] | None) -> dict[str, Any]:
+    """A dataset manifest without its build time."""
+    return {k: v for k, v in (manifest or {}).items() if k != "created"}
+
+
 def _seed_of(*keys: int) -> int:
     """A well-mixed 63-bit seed from integer keys."""
     return int(np.random.SeedSequence([int(k) for k in keys]).generate_state(1, dtype=np.uint64)[0] >> 1)
@@ -264,9 +290,10 @@ class Trainer:
         else:
             self.meta = state["prior_meta"]
             self.meta["training"] = self._training_record(self.meta["modality"])
-            if ckpt.sha256_file(self.data_path) != self.meta["dataset"]["sha256"]:
+            if not same_training_data(self.meta["dataset"], self.data_path, self.images, manifest):
                 raise InputError(f"--data {data}: differs from the dataset this run was trained on "
-                                 "(sha256); choose a new -o folder")
+                                 "(its training images' sha256); choose a new -o folder")
+            self.meta["dataset"].setdefault("images_sha256", images_sha256(self.images))
             self.step, self.wall_before = int(state["step"]), float(state["wall_time_s"])
         if self.hflip is None:
             self.hflip = self.meta["modality"] == "mri"
@@ -319,8 +346,8 @@ class Trainer:
             "sde": {"type": "ve", "sigma_min": SIGMA_MIN, "sigma_max": float(sigma_max), "t_eps": T_EPS,
                     "sigma_max_rule": "largest pairwise distance of training images"
                     if not tc.sigma_max else "set in the training config"},
-            "dataset": {"file": self.data_path.name, "sha256": dataset_sha, "n_train": int(self.images.shape[0]),
-                        "manifest": manifest},
+            "dataset": {"file": self.data_path.name, "sha256": dataset_sha, "images_sha256": images_sha256(self.images),
+                        "n_train": int(self.images.shape[0]), "manifest": manifest},
             "training": self._training_record(modality),
         }
 

@@ -1,4 +1,5 @@
-"""Training: the loss falls, kill-and-resume is exact, DDP with two gloo processes, CLI and export."""
+"""Training: the loss falls, kill-and-resume is exact (also on a rebuilt dataset), DDP with two gloo processes, CLI and
+export."""
 import csv
 import json
 import os
@@ -15,10 +16,12 @@ import torch
 
 import priors
 from priors.checkpoint import latest_checkpoint, load_checkpoint
+from priors.checkpoint import sha256_file as ckpt_sha
 from priors.config import PRESETS, load_config
 from priors.losses import dsm_loss
-from priors.train import Trainer, train
+from priors.train import Trainer, images_sha256, same_training_data, train
 from recon.cli import main as cli
+from recon.errors import InputError
 
 ROOT = Path(__file__).resolve().parents[1]
 # Tiny models run fastest, and bit-reproducibly across processes, on one thread;
@@ -154,3 +157,41 @@ def test_ema_decay_warms_up_so_the_initial_weights_fade():
     for d in decays[:1500]:
         weight_of_init *= d
     assert weight_of_init < 1e-3  # a constant 0.999 would leave 0.999**1500 = 0.22
+
+
+def _copy_with(source: Path, target: Path, manifest: dict, change=None) -> Path:
+    """``source``'s splits in a new file with ``manifest``; ``change(images)`` edits the training images."""
+    with h5py.File(source, "r") as f, h5py.File(target, "w") as g:
+        for split in ("train", "val", "test"):
+            images = f[f"{split}/images"][:]
+            g.create_dataset(f"{split}/images", data=change(images) if change and split == "train" else images)
+        g.attrs["manifest"] = json.dumps(manifest)
+    return target
+
+
+def test_resume_accepts_a_rebuilt_dataset_with_the_same_images_and_refuses_others(data, tmp_path):
+    run = tmp_path / "run"
+    train(data, run, PRESETS["tiny"], {"steps": 2}, progress=False)
+    stored = _final_tensors(run)[1]["prior_meta"]["dataset"]
+    assert stored["images_sha256"] == images_sha256(torch.from_numpy(h5py.File(data)["train/images"][:]))
+
+    rebuilt = _copy_with(data, tmp_path / "rebuilt.h5", {"modality": "ct", "generator": "discs", "created": "later"})
+    assert ckpt_sha(rebuilt) != stored["sha256"]
+    train(rebuilt, run, None, {"steps": 3}, progress=False)
+    assert int(_final_tensors(run)[1]["step"]) == 3
+
+    other = _copy_with(data, tmp_path / "other.h5", {"modality": "ct"}, change=lambda x: x * 0.5)
+    with pytest.raises(InputError, match="differs from the dataset this run was trained on"):
+        train(other, run, None, {"steps": 4}, progress=False)
+
+
+def test_runs_without_an_images_hash_resume_on_the_same_file_or_the_same_recipe(data, tmp_path):
+    images = torch.from_numpy(h5py.File(data)["train/images"][:])
+    recipe = {"modality": "mri", "generator": {"name": "recon.data.mri_slices", "version": 1}, "seeds": {"seed": 0}}
+    old = {"sha256": ckpt_sha(data), "n_train": images.shape[0], "manifest": {**recipe, "created": "then"}}
+    assert same_training_data(old, data, images, {})  # the same file
+    rebuilt = _copy_with(data, tmp_path / "rebuilt.h5", {**recipe, "created": "now"})
+    assert same_training_data(old, rebuilt, images, {**recipe, "created": "now"})
+    assert not same_training_data(old, rebuilt, images, {**recipe, "seeds": {"seed": 1}, "created": "now"})
+    assert not same_training_data(old, rebuilt, images[:-1], {**recipe, "created": "now"})
+    assert not same_training_data({**old, "manifest": {}}, rebuilt, images, {})

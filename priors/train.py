@@ -91,8 +91,10 @@ def images_sha256(images: torch.Tensor) -> str:
     return ckpt.sha256_bytes(images.detach().cpu().to(torch.float32).contiguous().numpy().tobytes())
 
 
-def same_training_data(stored: dict[str, Any], path: Path, images: torch.Tensor, manifest: dict[str, Any]) -> bool:
-    """Whether ``images`` (read from ``path`` with ``manifest``) are the data a run's metadata ``stored`` describes.
+def same_training_data(stored: dict[str, Any], path: Path, digest: str, n_images: int, manifest: dict[str, Any]
+                       ) -> bool:
+    """Whether the ``n_images`` training images of ``path`` (content hash ``digest``, :func:`images_sha256`;
+    file manifest ``manifest``) are the data a run's metadata ``stored`` describes.
 
     Runs record the images' content hash, so a dataset rebuilt by ``recon data build`` (a new file:
     its manifest stamps the build time) still resumes. Runs from before that recorded the file's
@@ -100,11 +102,11 @@ def same_training_data(stored: dict[str, Any], path: Path, images: torch.Tensor,
     generator, its version, seeds and counts) and the same number of images, is accepted.
     """
     if "images_sha256" in stored:
-        return images_sha256(images) == stored["images_sha256"]
+        return digest == stored["images_sha256"]
     if ckpt.sha256_file(path) == stored.get("sha256"):
         return True
     recipe = _recipe(stored.get("manifest"))
-    return bool(recipe) and recipe == _recipe(manifest) and stored.get("n_train") == images.shape[0]
+    return bool(recipe) and recipe == _recipe(manifest) and stored.get("n_train") == n_images
 
 
 def _recipe(manifest: dict[str, Any] | None) -> dict[str, Any]:
@@ -290,10 +292,11 @@ class Trainer:
         else:
             self.meta = state["prior_meta"]
             self.meta["training"] = self._training_record(self.meta["modality"])
-            if not same_training_data(self.meta["dataset"], self.data_path, self.images, manifest):
+            digest = images_sha256(self.images)
+            if not same_training_data(self.meta["dataset"], self.data_path, digest, self.images.shape[0], manifest):
                 raise InputError(f"--data {data}: differs from the dataset this run was trained on "
                                  "(its training images' sha256); choose a new -o folder")
-            self.meta["dataset"].setdefault("images_sha256", images_sha256(self.images))
+            self.meta["dataset"]["images_sha256"] = digest  # equal to the stored one when there is one
             self.step, self.wall_before = int(state["step"]), float(state["wall_time_s"])
         if self.hflip is None:
             self.hflip = self.meta["modality"] == "mri"

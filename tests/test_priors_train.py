@@ -189,9 +189,10 @@ def test_runs_without_an_images_hash_resume_on_the_same_file_or_the_same_recipe(
     images = torch.from_numpy(h5py.File(data)["train/images"][:])
     recipe = {"modality": "mri", "generator": {"name": "recon.data.mri_slices", "version": 1}, "seeds": {"seed": 0}}
     old = {"sha256": ckpt_sha(data), "n_train": images.shape[0], "manifest": {**recipe, "created": "then"}}
-    assert same_training_data(old, data, images, {})  # the same file
+    digest, n = images_sha256(images), images.shape[0]
+    assert same_training_data(old, data, digest, n, {})  # the same file
     rebuilt = _copy_with(data, tmp_path / "rebuilt.h5", {**recipe, "created": "now"})
-    assert same_training_data(old, rebuilt, images, {**recipe, "created": "now"})
-    assert not same_training_data(old, rebuilt, images, {**recipe, "seeds": {"seed": 1}, "created": "now"})
-    assert not same_training_data(old, rebuilt, images[:-1], {**recipe, "created": "now"})
-    assert not same_training_data({**old, "manifest": {}}, rebuilt, images, {})
+    assert same_training_data(old, rebuilt, digest, n, {**recipe, "created": "now"})
+    assert not same_training_data(old, rebuilt, digest, n, {**recipe, "seeds": {"seed": 1}, "created": "now"})
+    assert not same_training_data(old, rebuilt, images_sha256(images[:-1]), n - 1, {**recipe, "created": "now"})
+    assert not same_training_data({**old, "manifest": {}}, rebuilt, digest, n, {})

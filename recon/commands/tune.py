@@ -184,7 +184,7 @@ def run(task: pipeline.Task, args: argparse.Namespace) -> int:
     """Tune ``task``'s sampler options on the validation slices; returns an exit code."""
     import priors
     from priors.checkpoint import sha256_file
-    from recon.samplers import OPTION_RULES, SAMPLERS, check_options, sampler_defaults
+    from recon.samplers import OPTION_RULES, SAMPLERS, check_options, check_warm_start, sampler_defaults
     from recon.tuning import (holdout_objective, metric_objective, save_convergence_plot, save_profile,
                               search_space, tune)
 
@@ -201,8 +201,7 @@ def run(task: pipeline.Task, args: argparse.Namespace) -> int:
     check_options(prior, sampler, fixed)  # before any output is written
     defaults = sampler_defaults(prior, sampler, task.name)
     warm = "start_sigma" in space or fixed.get("start_sigma", defaults.get("start_sigma")) is not None
-    if "start_from" in fixed and not warm:
-        raise InputError("--start-from: needs --start-sigma (the noise level of the warm start)")
+    check_warm_start(fixed.get("start_from"), warm)
     if warm and "start_from" in SAMPLERS[sampler].options and "start_from" not in fixed:
         fixed["start_from"] = defaults["start_from"]  # held at the profile's, saved with the values tuned for it
     if prior.meta.get("modality") not in (task.modality, "synthetic"):

@@ -174,6 +174,11 @@ def check_option_values(options: dict[str, float | str | None]) -> None:
                    f"--{name.replace('_', '-')}: must be {OPTION_RULES[name][1]}, got {value}")
 
 
+def check_warm_start(start_from: str | None, warm: bool) -> None:
+    """Raise an InputError for a ``start_from`` given to a run without a warm start (no ``start_sigma``)."""
+    _check(start_from is None or warm, "--start-from: needs --start-sigma (the noise level of the warm start)")
+
+
 def check_options(prior, sampler: str, options: dict[str, float | None]) -> None:
     """Raise an InputError for an option ``sampler`` does not read, a value outside its range
     (:data:`OPTION_RULES`) or a ``start_sigma`` outside the prior's noise levels; None values pass."""
@@ -264,8 +269,7 @@ def reconstruct(prior, measurement, y: torch.Tensor, sampler: str = DEFAULT_SAMP
              "start_sigma": start_sigma, "start_from": start_from}
     values = {name: defaults[name] if given[name] is None else given[name] for name in spec.options}
     check_options(prior, sampler, {**{k: v for k, v in given.items() if v is not None}, **values})
-    _check(start_from is None or values.get("start_sigma") is not None,
-           "--start-from: needs --start-sigma (the noise level of the warm start)")
+    check_warm_start(start_from, values.get("start_sigma") is not None)
     params = {"sampler": sampler, "task": task, "steps": steps, "corrector_steps": corrector_steps,
               "step_norm": step_norm, "n_samples": n_samples, "seed": seed, **values}
     lam = values.get("lam", 1.0)
@@ -300,6 +304,8 @@ def reconstruct(prior, measurement, y: torch.Tensor, sampler: str = DEFAULT_SAMP
         # Samples run as one batch (K * B images) unless the mask differs per image (MAR).
         per_image_mask = measurement.mask(torch.empty(1, device=device)).shape[0] > 1 and n_samples > 1
         groups = [1] * n_samples if per_image_mask else [n_samples]
+        # the warm start's first reconstruction, once for every sample (baselines are deterministic)
+        first = None if start_sigma is None else decomposed.warm_start_image(values["start_from"], measurement, y)
         generator = torch.Generator(device=device).manual_seed(seed)
         outputs, nfe, projection = [], 0, {"iterations": 0, "relative_residual": None}
         for g, k in enumerate(groups):
@@ -314,8 +320,8 @@ def reconstruct(prior, measurement, y: torch.Tensor, sampler: str = DEFAULT_SAMP
                 ctx.likelihood = GaussianLikelihood(measurement, y_k, rho, like, likelihood_scale)
             x = sigmas[0] * torch.randn((k * like.shape[0], *like.shape[1:]), generator=generator,
                                         device=device, dtype=like.dtype)
-            if start_sigma is not None:  # a first reconstruction under the noise
-                x = x + decomposed.warm_start_image(values["start_from"], measurement, y_k)
+            if first is not None:  # the first reconstruction under the noise
+                x = x + first.repeat(k, *([1] * (first.dim() - 1)))
             x = spec.run(x, ctx)
             if spec.denoise_at_end:
                 x = _tweedie(ctx, x)
@@ -358,4 +364,4 @@ def sample(prior, n: int, sampler: str = "pc", *, shape: tuple[int, int] | None 
 
 
 __all__ = ["FALLBACK_DEFAULTS", "FORMS", "Reconstruction", "SAMPLERS", "SamplerSpec", "check_option_values",
-           "check_options", "reconstruct", "sample", "sampler_defaults"]
+           "check_options", "check_warm_start", "reconstruct", "sample", "sampler_defaults"]

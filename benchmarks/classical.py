@@ -10,12 +10,11 @@ file (datasets ``/{split}/images``, (N, 1, H, W) float32 model units).
 * sparse-view CT, 10 / 20 / 23 of H views: FBP, FISTA-TV, SIRT (noiseless data);
 * MRI, 4x / 8x / 24x equispaced columns: zero-filled, CS-TV, CS-wavelet,
   with the fastMRI-convention PSNR / SSIM alongside;
-* MAR: each CT slice gets simulated implants (:func:`recon.metal.simulate_metal`,
-  seed = slice index, 38 cm field of view as the thorax phantom); as in the
-  paper the metal is then estimated from the corrupted image (> 3000 HU,
-  dilated by one pixel) and its projection removed; LI and NMAR complete the
-  sinogram. The uncorrected FBP is listed for reference. Metal pixels (the
-  true mask) are excluded from the metrics.
+* MAR: each CT slice gets simulated implants as `recon mar --simulate-metal` does
+  (:class:`recon.tasks.MetalArtifacts`, seed = slice index, 38 cm field of view as the thorax
+  phantom): the metal is estimated from the corrupted image (> 3000 HU, dilated by one pixel)
+  and its projection removed; LI and NMAR complete the sinogram. Metal pixels (inserted and
+  reinserted) are excluded from the metrics.
 
 PSNR / SSIM: data range 1 on model units, whole image (MAR: minus metal),
 reconstructions clipped to [0, 1] (:mod:`recon.metrics`). Prints markdown
@@ -36,13 +35,11 @@ import h5py
 import numpy as np
 import torch
 
-from operators import Radon, metal_trace, sparse_view_ct, undersampled_mri
-from recon.baselines import BASELINES
 from recon.baselines.fista_tv import fista_tv
 from recon.baselines.iterative import cgls, sirt
-from recon.metal import segment_metal, simulate_metal
-from recon.metrics import fastmri_psnr, fastmri_ssim, metal_excluded_mask, psnr, ssim
-from recon.units import model_to_hu
+from recon.methods import BASELINES
+from recon.metrics import fastmri_psnr, fastmri_ssim, psnr, ssim
+from recon.tasks import MetalArtifacts, SparseViewCT, UndersampledMRI
 
 CT_VIEWS = (10, 20, 23)
 MRI_ACCELS = (4, 8, 24)
@@ -76,14 +73,14 @@ def summary(values: list[float]) -> str:
     return f"{v.mean():.2f} ± {v.std():.2f}" if v.mean() > 1.5 else f"{v.mean():.3f} ± {v.std():.3f}"
 
 
-def ct_problem(size: int, views: int, x: torch.Tensor):
-    m = sparse_view_ct(size, views)
-    return m, m.A(x)
+def ct_problem(views: int, x: torch.Tensor):
+    problem = SparseViewCT(projections=views).problem(x, 0)
+    return problem.measurement, problem.y
 
 
-def mri_problem(size: int, accel: int, x: torch.Tensor):
-    m = undersampled_mri(size, accel)
-    return m, m.A(x)
+def mri_problem(accel: int, x: torch.Tensor):
+    problem = UndersampledMRI(accel=accel).problem(x, 0)
+    return problem.measurement, problem.y
 
 
 def evaluate_ct(images: torch.Tensor, device: torch.device, batch: int) -> list[dict]:
@@ -93,7 +90,7 @@ def evaluate_ct(images: torch.Tensor, device: torch.device, batch: int) -> list[
         times = {name: 0.0 for name in CT_METHODS}
         for x in batches(images, batch):
             x = x.to(device)
-            m, y = ct_problem(x.shape[-1], views, x)
+            m, y = ct_problem(views, x)
             for name in CT_METHODS:
                 start = time.perf_counter()
                 out = BASELINES[name](m, y)
@@ -113,7 +110,7 @@ def evaluate_mri(images: torch.Tensor, device: torch.device, batch: int) -> list
         times = {name: 0.0 for name in MRI_METHODS}
         for x in batches(images, batch):
             x = x.to(device)
-            m, y = mri_problem(x.shape[-1], accel, x)
+            m, y = mri_problem(accel, x)
             for name in MRI_METHODS:
                 start = time.perf_counter()
                 out = BASELINES[name](m, y)
@@ -128,28 +125,19 @@ def evaluate_mri(images: torch.Tensor, device: torch.device, batch: int) -> list
 
 
 def evaluate_mar(images: torch.Tensor, device: torch.device) -> list[dict]:
-    radon = Radon(images.shape[-1])
-    names = ("uncorrected FBP", *MAR_METHODS)
-    scores = {name: {"psnr": [], "ssim": []} for name in names}
-    times = {name: 0.0 for name in names}
-    coverage = []
+    task = MetalArtifacts(simulate=True, fov_cm=FOV_CM)
+    scores = {name: {"psnr": [], "ssim": []} for name in MAR_METHODS}
+    times = {name: 0.0 for name in MAR_METHODS}
     for index, x in enumerate(images):
-        case = simulate_metal(model_to_hu(x[0]).numpy(), seed=index, pixel_size_cm=FOV_CM / x.shape[-1], radon=radon)
-        found = segment_metal(model_to_hu(case.corrupted_fbp), threshold_hu=3000.0, dilate=1)
-        coverage.append((found & case.metal_mask).sum().item() / case.metal_mask.sum().item())
-        m, y = case.measurement(metal_trace(found, radon))
-        keep = metal_excluded_mask(case.metal_mask)
-        outputs = {"uncorrected FBP": lambda: case.corrupted_fbp}
-        outputs.update({name: (lambda name=name: BASELINES[name](m, y.to(device)).cpu()) for name in MAR_METHODS})
-        for name in names:
+        problem = task.problem(x[None].to(device), index)
+        for name in MAR_METHODS:
             start = time.perf_counter()
-            out = outputs[name]()
+            out = problem.finished(BASELINES[name](problem.measurement, problem.y))
             times[name] += time.perf_counter() - start
-            scores[name]["psnr"] += list(psnr(out, case.clean, mask=keep))
-            scores[name]["ssim"] += list(ssim(out, case.clean, mask=keep))
-    print(f"MAR: the estimated metal mask covers {100 * np.mean(coverage):.1f}% of the true metal pixels on average")
+            scores[name]["psnr"] += list(psnr(out, problem.reference, mask=problem.keep))
+            scores[name]["ssim"] += list(ssim(out, problem.reference, mask=problem.keep))
     return [{"task": "MAR", "setting": "all views minus metal trace", "method": name, **scores[name],
-             "seconds": times[name] / images.shape[0]} for name in names]
+             "seconds": times[name] / images.shape[0]} for name in MAR_METHODS]
 
 
 def markdown(rows: list[dict], fastmri: bool = False) -> str:
@@ -173,7 +161,7 @@ def tune(ct: torch.Tensor | None, mri: torch.Tensor | None, device: torch.device
     """Grid searches on validation images; prints PSNR / SSIM per value and setting."""
     if ct is not None:
         x = ct.to(device)
-        problems = {views: ct_problem(x.shape[-1], views, x) for views in CT_VIEWS}
+        problems = {views: ct_problem(views, x) for views in CT_VIEWS}
         if "fista-tv" in methods:
             _tune_weight("fista-tv", problems, x, lambda m, y, lam: fista_tv(m, y, lam=lam))
         for name, method in (("sirt", sirt), ("cgls", cgls)):
@@ -181,7 +169,7 @@ def tune(ct: torch.Tensor | None, mri: torch.Tensor | None, device: torch.device
                 _tune_iterations(name, problems, x, method)
     if mri is not None:
         x = mri.to(device)
-        problems = {accel: mri_problem(x.shape[-1], accel, x) for accel in MRI_ACCELS}
+        problems = {accel: mri_problem(accel, x) for accel in MRI_ACCELS}
         for name in ("cs-tv", "cs-wavelet"):
             if name in methods:
                 _tune_weight(name, problems, x, lambda m, y, lam, name=name: BASELINES[name](m, y, lam=lam))

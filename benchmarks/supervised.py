@@ -33,7 +33,7 @@ import torch
 
 from recon.metrics import fastmri_psnr, fastmri_ssim, psnr, ssim
 from recon.supervised.baseline import load_postprocessing
-from recon.supervised.tasks import direct_reconstruction, measurement_params, task_measurement
+from recon.supervised.tasks import direct_reconstruction, task_of, training_task
 
 CT_VIEWS = (10, 20, 23, 40, 64)
 MRI_ACCELS = (24, 8, 4)
@@ -60,7 +60,8 @@ def evaluate(images: torch.Tensor, task: str, settings: list[float], models: dic
     rows = []
     for setting in settings:
         key = {"n_views": int(setting)} if task == "ct-sparse-view" else {"accel": setting}
-        m = task_measurement(measurement_params(task, images.shape[-1], **key))
+        setting_task = training_task(task, images.shape[-1], **key)
+        m = setting_task.measurement(images.shape[-1])
         methods = {direct: lambda y: direct_reconstruction(m, y)}
         methods.update({name: (lambda y, net=net: net(m, y)) for name, net in models.items()})
         scores = {name: {k: [] for k in metrics} for name in methods}
@@ -74,8 +75,7 @@ def evaluate(images: torch.Tensor, task: str, settings: list[float], models: dic
                 seconds[name] += time.perf_counter() - t0
                 for k, fn in metrics.items():
                     scores[name][k] += list(fn(out, x))
-        label = f"{int(setting)} views" if task == "ct-sparse-view" else f"{setting:g}x"
-        rows += [{"setting": label, "method": name, **scores[name], "seconds": seconds[name] / images.shape[0]}
+        rows += [{"setting": setting_task.label, "method": name, **scores[name], "seconds": seconds[name] / images.shape[0]}
                  for name in methods]
     return rows
 
@@ -118,8 +118,7 @@ def main(argv: list[str] | None = None) -> None:
     task = tasks.pop()
     models = {}
     for net in nets:
-        trained = net.meta["measurement"]
-        at = f"{trained['n_views']} views" if task == "ct-sparse-view" else f"{trained['accel']:g}x"
+        at = task_of(net.meta["measurement"])[0].label
         models[f"{net.meta['id']} (trained at {at}, {net.meta['training']['steps']} steps)"] = net
     images = load(args.data, args.split, args.n)
     settings = list(args.views) if task == "ct-sparse-view" else list(args.accels)

@@ -5,13 +5,14 @@ Images are (B, 1, N, N) float tensors on any device; see
 :func:`undersampled_mri` and :func:`metal_trace_ct` for the three tasks.
 """
 from operators.geometry import ParallelBeamGeometry
-from operators.masks import (BooleanMask, ViewMask, default_center_fraction, equispaced_columns,
+from operators.masks import (BooleanMask, ViewMask, arc_view_indices, default_center_fraction, equispaced_columns,
                              kspace_column_mask, metal_trace, random_columns, view_indices)
 from operators.measurement import Measurement, metal_trace_ct, sparse_view_ct, undersampled_mri
 from operators.transforms import Fourier, Radon, Transform, fft2c, ifft2c
 
 __all__ = [
     "BooleanMask", "Fourier", "Measurement", "ParallelBeamGeometry", "Radon", "Transform", "ViewMask",
+    "arc_view_indices",
     "default_center_fraction", "equispaced_columns", "fft2c", "ifft2c", "kspace_column_mask",
     "metal_trace", "metal_trace_ct", "random_columns", "sparse_view_ct", "undersampled_mri", "view_indices",
 ]

@@ -5,6 +5,7 @@ returns a boolean numpy array, and the ``*Mask`` classes wrap them with the
 selection P and zero-filling P^-1 used by :class:`operators.Measurement`.
 
 * views: sparse-view CT, rows ``round(linspace(0, M-1, n))`` of the full sinogram;
+  limited-angle CT, the views within an arc of the half turn;
 * k-space columns: fastMRI's equispaced (with adjusted acceleration) and
   random Cartesian masks with a fully sampled centre;
 * metal trace: sinogram bins crossed by metal, to be left out.
@@ -22,6 +23,20 @@ def view_indices(n_full: int, n_views: int) -> np.ndarray:
     if n_views > n_full:
         raise ValueError(f"{n_views} views requested but the full scan has only {n_full}")
     return np.round(np.linspace(0, n_full - 1, n_views)).astype(np.int64)
+
+
+def arc_view_indices(n_full: int, arc_degrees: float, n_views: int | None = None) -> np.ndarray:
+    """Views of a limited-angle scan: those of the ``n_full`` views over [0, 180) degrees whose angle
+    k 180 / n_full lies below ``arc_degrees``, or ``n_views`` of them evenly spread; shape (n,)."""
+    if not 0 < arc_degrees <= 180:
+        raise ValueError(f"the arc must lie in (0, 180] degrees, got {arc_degrees:g}")
+    in_arc = np.flatnonzero(np.arange(n_full) * 180.0 / n_full < arc_degrees)
+    if n_views is None:
+        return in_arc
+    if n_views > len(in_arc):
+        raise ValueError(f"{n_views} views requested but a {arc_degrees:g} degree arc holds only {len(in_arc)} "
+                         f"of the {n_full} views")
+    return in_arc[view_indices(len(in_arc), n_views)]
 
 
 def default_center_fraction(acceleration: float) -> float:
@@ -102,14 +117,18 @@ def metal_trace(metal: torch.Tensor, radon, threshold: float = 0.0) -> torch.Ten
 
 
 class ViewMask:
-    """Sparse-view sampling: P keeps whole views (rows of the sinogram).
+    """View sampling (sparse-view, limited-angle CT): P keeps whole views (rows of the sinogram).
 
     Measured sinograms are compact, (B, 1, n_views, n_detectors).
+
+    Args:
+        n_full: views of the full scan.
+        indices: (n_views,) the measured ones, e.g. :func:`view_indices` or :func:`arc_view_indices`.
     """
 
-    def __init__(self, n_full: int, n_views: int):
+    def __init__(self, n_full: int, indices: np.ndarray | torch.Tensor):
         self.n_full = n_full
-        self.indices = torch.from_numpy(view_indices(n_full, n_views))
+        self.indices = torch.as_tensor(indices, dtype=torch.int64)
 
     def tensor(self, full_shape: tuple[int, ...], device: torch.device | str = "cpu") -> torch.Tensor:
         """Lambda as a (1, 1, n_full, 1) boolean tensor broadcastable over sinograms."""

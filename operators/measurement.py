@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from operators.masks import BooleanMask, ViewMask, kspace_column_mask, metal_trace
+from operators.masks import BooleanMask, ViewMask, kspace_column_mask, metal_trace, view_indices
 from operators.transforms import Fourier, Radon, Transform
 
 
@@ -86,7 +86,8 @@ def sparse_view_ct(size: int, n_views: int, n_angles: int = 0, backend: str = "a
                    window: str = "ram-lak", noise_std: float = 0.0) -> Measurement:
     """Sparse-view CT: ``n_views`` of the ``n_angles`` (default ``size``) full views."""
     radon = Radon(size, n_angles, backend=backend, window=window)
-    return Measurement(radon, ViewMask(radon.geometry.n_angles, n_views), noise_std)
+    n_full = radon.geometry.n_angles
+    return Measurement(radon, ViewMask(n_full, view_indices(n_full, n_views)), noise_std)
 
 
 def undersampled_mri(size: int, acceleration: float, center_fraction: float | None = None,

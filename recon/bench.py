@@ -1,14 +1,13 @@
 """Benchmarks in the shape of the paper's Tables 8.1-8.3 and Figure 8.5, and NFE curves.
 
-A :class:`Problem` is one measurement setting (sparse-view CT with V views,
-MRI at R-fold acceleration, metal artifact removal); a :class:`Method` is a
-classical baseline or a score sampler at a number of network evaluations.
-:func:`evaluate` runs every method on every problem over the same test
-slices (noiseless simulated data) and returns one row per (problem, method)
-with per-slice PSNR / SSIM, wall time per slice and NFE per slice.
+A setting is a task (:mod:`recon.tasks`: sparse-view CT with V views, MRI at R-fold acceleration,
+metal artifact removal with simulated metal); a :class:`Method` is a classical baseline or a score
+sampler at a number of network evaluations. :func:`evaluate` runs every method on every task over the
+same test slices, each task building its problems as the reconstruction verbs do, and returns one row
+per (task, method) with per-slice PSNR / SSIM, wall time per slice and NFE per slice.
 
 Metrics follow :mod:`recon.metrics`: model units, output clipped to [0, 1],
-data range 1, whole image; for MAR the true metal pixels are left out.
+data range 1, whole image; for MAR the metal pixels (inserted and reinserted) are left out.
 """
 from __future__ import annotations
 
@@ -20,64 +19,18 @@ import h5py
 import numpy as np
 import torch
 
-from operators import Radon, metal_trace, sparse_view_ct, undersampled_mri
 from recon.errors import InputError
-from recon.metrics import metal_excluded_mask, psnr, ssim
-from recon.units import model_to_hu
-
-TASK_MODALITY = {"ct-sparse-view": "ct", "ct-mar": "ct", "mri": "mri"}
-DIRECT_BASELINE = {"ct-sparse-view": "fbp", "ct-mar": "li", "mri": "zero-filled"}
-MAR_THRESHOLD_HU = 3000.0
-MAR_FOV_CM = 38.0  # field of view of the thorax phantom
-
-
-@dataclass(frozen=True)
-class Problem:
-    """A measurement setting: ``task`` with ``setting`` views (CT) or acceleration (MRI); MAR has 0."""
-
-    task: str
-    setting: int = 0
-
-    @property
-    def label(self) -> str:
-        return {"ct-sparse-view": f"{self.setting} views", "mri": f"{self.setting}x", "ct-mar": "metal"}[self.task]
-
-    def cases(self, x: torch.Tensor, first_index: int):
-        """Yield (measurement, y, reference, metric mask or None) for reference images x (B, 1, N, N).
-
-        Sparse-view CT and MRI yield the whole batch at once; MAR simulates
-        implants per slice (seed = the slice's index in the split), estimates
-        the metal from the corrupted FBP (> 3000 HU, dilated by one pixel) as
-        a user's scan would need, and removes its trace.
-        """
-        size = x.shape[-1]
-        if self.task == "ct-sparse-view":
-            m = sparse_view_ct(size, self.setting)
-            yield m, m.A(x), x, None
-        elif self.task == "mri":
-            m = undersampled_mri(size, self.setting)
-            yield m, m.A(x), x, None
-        elif self.task == "ct-mar":
-            from recon.metal import segment_metal, simulate_metal
-
-            radon = Radon(size)
-            for offset, image in enumerate(x.cpu()):
-                case = simulate_metal(model_to_hu(image[0]).numpy(), seed=first_index + offset,
-                                      pixel_size_cm=MAR_FOV_CM / size, radon=radon)
-                found = segment_metal(model_to_hu(case.corrupted_fbp), threshold_hu=MAR_THRESHOLD_HU, dilate=1)
-                m, y = case.measurement(metal_trace(found, radon))
-                yield m, y.to(x.device), case.clean.to(x.device), metal_excluded_mask(case.metal_mask)
-        else:
-            raise InputError(f"unknown benchmark task {self.task!r}; choose one of {', '.join(TASK_MODALITY)}")
+from recon.metrics import psnr, ssim
+from recon.tasks import Problem, Task
 
 
 def steps_for_nfe(sampler: str, nfe: int) -> int:
     """Noise levels N giving about ``nfe`` network evaluations with the sampler's default corrector steps."""
-    from recon.samplers import SAMPLERS
+    from recon.samplers import OPTIONS, SAMPLERS
 
-    spec = SAMPLERS[sampler]
-    per_level = spec.corrector_steps + (1 if sampler in ("pc", "score-sde") else 0) or 1
-    return max(1, (nfe - int(spec.denoise_at_end)) // per_level)
+    corrector_steps = getattr(OPTIONS[sampler](), "corrector_steps", 0)
+    per_level = corrector_steps + (1 if sampler in ("pc", "score-sde") else 0) or 1
+    return max(1, (nfe - int(SAMPLERS[sampler].denoise_at_end)) // per_level)
 
 
 @dataclass(frozen=True)
@@ -95,7 +48,7 @@ class Method:
 
     @staticmethod
     def parse(text: str) -> "Method":
-        from recon.baselines import BASELINES
+        from recon.methods import BASELINES
         from recon.samplers import SAMPLERS
 
         parts = text.split(":")
@@ -117,21 +70,26 @@ class Method:
     def is_score(self) -> bool:
         return self.name.startswith("score")
 
-    def run(self, problem: Problem, measurement, y: torch.Tensor, prior, seed: int) -> tuple[torch.Tensor, int]:
-        """Reconstruct; returns images (B, 1, N, N) and network evaluations per slice."""
+    def options(self, prior, task: Task):
+        """The score sampler's options for ``task`` (None for a classical method)."""
         if not self.is_score:
-            from recon.baselines import BASELINES
+            return None
+        from recon.samplers import DEFAULT_SAMPLER, resolve_options
 
-            return BASELINES[self.name](measurement, y), 0
+        sampler = self.sampler or DEFAULT_SAMPLER
+        steps = steps_for_nfe(sampler, self.nfe) if self.nfe is not None else None
+        return resolve_options(prior, sampler, task.defaults_key, steps=steps)
+
+    def run(self, problem: Problem, prior, options, seed: int) -> tuple[torch.Tensor, int]:
+        """Reconstruct; returns images (B, 1, N, N) after the task's post-processing and NFE per slice."""
+        if options is None:
+            from recon.methods import BASELINES
+
+            return problem.finished(BASELINES[self.name](problem.measurement, problem.y)), 0
         from recon.samplers import reconstruct
 
-        options = {}
-        if self.sampler is not None:
-            options["sampler"] = self.sampler
-            if self.nfe is not None:
-                options["steps"] = steps_for_nfe(self.sampler, self.nfe)
-        result = reconstruct(prior, measurement, y, task=problem.task, seed=seed, progress=False, **options)
-        return result.mean, result.nfe
+        result = reconstruct(prior, problem.measurement, problem.y, options, seed=seed, progress=False)
+        return problem.finished(result.mean), result.nfe
 
 
 def load_split(path: Path | str, split: str, n: int) -> torch.Tensor:
@@ -145,9 +103,9 @@ def load_split(path: Path | str, split: str, n: int) -> torch.Tensor:
         return torch.from_numpy(np.asarray(f[f"{split}/images"][:n], dtype=np.float32))
 
 
-def evaluate(images: torch.Tensor, problems: list[Problem], methods: list[Method], prior=None, batch: int = 8,
+def evaluate(images: torch.Tensor, tasks: list[Task], methods: list[Method], prior=None, batch: int = 8,
              seed: int = 0, device: torch.device | str = "cpu", progress: bool = True) -> list[dict]:
-    """Every method on every problem over ``images`` (n, 1, N, N); one row per (problem, method).
+    """Every method on every task over ``images`` (n, 1, N, N); one row per (task, method).
 
     Rows: task, setting, label, method, psnr / ssim (lists, one value per
     slice), seconds (wall time per slice), nfe (per slice; 0 for classical
@@ -158,18 +116,18 @@ def evaluate(images: torch.Tensor, problems: list[Problem], methods: list[Method
     if any(m.is_score for m in methods) and prior is None:
         raise InputError("score methods need a prior")
     rows = []
-    jobs = [(p, m) for p in problems for m in methods]
-    for problem, method in tqdm(jobs, desc="bench", unit="run", disable=not progress, dynamic_ncols=True):
+    jobs = [(t, m) for t in tasks for m in methods]
+    for task, method in tqdm(jobs, desc="bench", unit="run", disable=not progress, dynamic_ncols=True):
         scores, seconds, nfe = {"psnr": [], "ssim": []}, 0.0, 0
+        options = method.options(prior, task)
         for start in range(0, images.shape[0], batch):
-            x = images[start:start + batch].to(device)
-            for m, y, reference, keep in problem.cases(x, start):
-                began = time.perf_counter()
-                out, nfe = method.run(problem, m, y, prior, seed + start)
-                seconds += time.perf_counter() - began
-                scores["psnr"] += list(np.atleast_1d(psnr(out, reference, mask=keep)))
-                scores["ssim"] += list(np.atleast_1d(ssim(out, reference, mask=keep)))
-        rows.append({"task": problem.task, "setting": problem.setting, "label": problem.label,
+            problem = task.problem(images[start:start + batch].to(device), seed + start)
+            began = time.perf_counter()
+            out, nfe = method.run(problem, prior, options, seed + start)
+            seconds += time.perf_counter() - began
+            scores["psnr"] += list(np.atleast_1d(psnr(out, problem.reference, mask=problem.keep)))
+            scores["ssim"] += list(np.atleast_1d(ssim(out, problem.reference, mask=problem.keep)))
+        rows.append({"task": task.name, "setting": task.setting, "label": task.label,
                      "method": method.name, **scores, "seconds": seconds / images.shape[0], "nfe": nfe})
     return rows
 

@@ -1,4 +1,4 @@
-"""Bayesian tuning of the sampler's data-consistency weight lambda and its corrector snr.
+"""Bayesian tuning of a sampler's options (pc / ald: lambda and snr; dds: eta and start sigma; ddim: lambda and eta).
 
 The objective is the mean SSIM (or PSNR) of reconstructions of a fixed
 validation subset with fixed seeds, maximised by scikit-optimize's
@@ -15,7 +15,6 @@ by :func:`priors.learned.apply_profile` when the prior is loaded).
 """
 from __future__ import annotations
 
-import copy
 import json
 import time
 import warnings
@@ -29,6 +28,7 @@ import torch
 from operators import BooleanMask, Measurement, ViewMask
 from recon.errors import InputError
 from recon.io import atomic_path
+from recon.tasks import Problem
 
 # Search ranges of the paper (DESIGN.md section 1): lambda in [0, 1]; snr in
 # [0, 0.4] for CT and [0.2, 0.8] for MRI. The samplers need snr > 0, so the CT
@@ -108,8 +108,8 @@ def holdout_split(measurement: Measurement, like: torch.Tensor, axis: int, every
     """
     if every < 2:
         raise InputError(f"--holdout-every: must be >= 2, got {every}")
-    lam = measurement.mask(like)
-    measured = torch.nonzero(_lines(lam, like, axis)).flatten()
+    measured_mask = measurement.mask(like)
+    measured = torch.nonzero(_lines(measured_mask, like, axis)).flatten()
     distance = (measured - like.shape[axis] // 2).abs()
     protected = set(measured[torch.argsort(distance, stable=True)[:keep_center]].tolist())
     held_lines = [int(i) for i in measured[every // 2::every] if int(i) not in protected]
@@ -119,13 +119,12 @@ def holdout_split(measurement: Measurement, like: torch.Tensor, axis: int, every
     shape[axis] = like.shape[axis]
     line = torch.zeros(like.shape[axis], dtype=torch.bool, device=like.device)
     line[held_lines] = True
-    held = line.view(shape) & lam
+    held = line.view(shape) & measured_mask
     if isinstance(measurement.sampling, ViewMask) and axis == -2:
-        sampling = copy.copy(measurement.sampling)
         indices = measurement.sampling.indices
-        sampling.indices = indices[~line.cpu()[indices]]
+        sampling = ViewMask(measurement.sampling.n_full, indices[~line.cpu()[indices]])
     else:
-        sampling = BooleanMask(lam & ~line.view(shape))
+        sampling = BooleanMask(measured_mask & ~line.view(shape))
     return Measurement(measurement.transform, sampling, measurement.noise_std), held
 
 
@@ -145,74 +144,54 @@ def holdout_error(x: torch.Tensor, measurement: Measurement, full: torch.Tensor,
 
 # ---------------------------------------------------------------- objectives
 
-@dataclass
-class Case:
-    """One batch of the validation subset.
-
-    Attributes:
-        measurement: A for the batch.
-        y: its measurements, as ``measurement.measure`` returns them.
-        reference: (B, 1, H, W) ground truth in model units.
-        seed: seed of the sampler for this batch.
-        keep: (B, 1, H, W) bool pixels the metric counts (None: all).
-        finish: post-processing of reconstructions before scoring (e.g. metal reinsertion).
-    """
-
-    measurement: Measurement
-    y: torch.Tensor
-    reference: torch.Tensor
-    seed: int
-    keep: torch.Tensor | None = None
-    finish: Callable[[torch.Tensor], torch.Tensor] | None = None
+OptionsFor = Callable[[Point], "SamplerOptions"]
+"""The sampler options of a point: ``options_for(point)``, e.g. :func:`recon.samplers.resolve_options`
+with the point's values over the fixed ones."""
 
 
-def _reconstruct(prior, measurement: Measurement, y: torch.Tensor, seed: int, point: Point,
-                 options: dict) -> torch.Tensor:
+def _reconstruct(prior, measurement: Measurement, y: torch.Tensor, seed: int, options, n_samples: int
+                 ) -> torch.Tensor:
     from recon.samplers import reconstruct
 
-    return reconstruct(prior, measurement, y, seed=seed, progress=False, **options, **point).mean
+    return reconstruct(prior, measurement, y, options, n_samples=n_samples, seed=seed, progress=False).mean
 
 
-def metric_objective(prior, cases: list[Case], metric: str, options: dict) -> Callable[[Point], float]:
-    """``objective(point)``: the mean ``metric`` ("ssim" or "psnr") over every slice of ``cases``.
-
-    ``options`` are further keyword arguments of :func:`recon.samplers.reconstruct`
-    (sampler, steps, task, fixed option values ...); ``point`` gives the tuned ones.
-    """
+def metric_objective(prior, problems: list[Problem], seeds: list[int], metric: str, options_for: OptionsFor,
+                     n_samples: int = 1) -> Callable[[Point], float]:
+    """``objective(point)``: the mean ``metric`` ("ssim" or "psnr") over every slice of ``problems``
+    (simulated, so with a reference), each reconstructed with its seed (the mean of ``n_samples``)."""
     from recon.metrics import psnr, ssim
 
     score = {"ssim": ssim, "psnr": psnr}[metric]
 
     def objective(point: Point) -> float:
-        values = []
-        for case in cases:
-            x = _reconstruct(prior, case.measurement, case.y, case.seed, point, options)
-            if case.finish is not None:
-                x = case.finish(x)
-            values.extend(np.atleast_1d(score(x, case.reference, mask=case.keep)).tolist())
+        options, values = options_for(point), []
+        for problem, seed in zip(problems, seeds):
+            x = problem.finished(_reconstruct(prior, problem.measurement, problem.y, seed, options, n_samples))
+            values.extend(np.atleast_1d(score(x, problem.reference, mask=problem.keep)).tolist())
         return float(np.mean(values))
 
     return objective
 
 
-def holdout_objective(prior, cases: list[Case], axis: int, options: dict, every: int = 4,
-                      keep_center: int = 0) -> Callable[[Point], float]:
+def holdout_objective(prior, problems: list[Problem], seeds: list[int], axis: int, options_for: OptionsFor,
+                      every: int = 4, keep_center: int = 0, n_samples: int = 1) -> Callable[[Point], float]:
     """``objective(point)``: minus the mean held-out error over every slice (no ground truth used).
 
-    Each case's measured lines are split once by :func:`holdout_split`; the
+    Each problem's measured lines are split once by :func:`holdout_split`; the
     sampler reconstructs from the remaining ones.
     """
     splits = []
-    for case in cases:
-        full = case.measurement.P_inv(case.y)
-        fit, held = holdout_split(case.measurement, full, axis, every, keep_center)
-        splits.append((case, fit, fit.P(full), full, held))
+    for problem in problems:
+        full = problem.measurement.P_inv(problem.y)
+        fit, held = holdout_split(problem.measurement, full, axis, every, keep_center)
+        splits.append((problem.measurement, fit, fit.P(full), full, held))
 
     def objective(point: Point) -> float:
-        errors = []
-        for case, fit, y_fit, full, held in splits:
-            x = _reconstruct(prior, fit, y_fit, case.seed, point, options)
-            errors.extend(holdout_error(x, case.measurement, full, held).tolist())
+        options, errors = options_for(point), []
+        for (measurement, fit, y_fit, full, held), seed in zip(splits, seeds):
+            x = _reconstruct(prior, fit, y_fit, seed, options, n_samples)
+            errors.extend(holdout_error(x, measurement, full, held).tolist())
         return -float(np.mean(errors))
 
     return objective

@@ -7,7 +7,8 @@ from skimage.transform import resize
 
 from conftest import cuda_only
 from operators import BooleanMask, Measurement, Radon, ifft2c, sparse_view_ct, undersampled_mri
-from recon.baselines import BASELINES, fbp, fista_tv, zero_filled
+from recon.baselines import fbp, fista_tv, zero_filled
+from recon.methods import BASELINES
 from recon.baselines.fista_tv import div, grad, operator_norm_sq, tv, tv_objective, tv_prox
 from recon.baselines.iterative import cgls, sirt
 from recon.baselines.mar import interpolate_trace, li_sinogram, nmar_sinogram

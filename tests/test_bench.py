@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from recon.bench import Method, Problem, evaluate, markdown, steps_for_nfe, target_check, target_markdown
+from recon.bench import Method, evaluate, markdown, steps_for_nfe, target_check, target_markdown
 from recon.cli import main
 from recon.errors import InputError
+from recon.tasks import MetalArtifacts, SparseViewCT, UndersampledMRI
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -47,7 +48,7 @@ def test_evaluate_scores_every_method_on_every_problem(tiny_priors, dataset):
     import priors
 
     images = torch.from_numpy(disc_images(3, 32))
-    rows = evaluate(images, [Problem("ct-sparse-view", 8), Problem("ct-sparse-view", 16)],
+    rows = evaluate(images, [SparseViewCT(projections=8), SparseViewCT(projections=16)],
                     [Method("fbp"), Method("sirt"), Method.parse("score:dds:4")], priors.load(tiny_priors["ct"]),
                     batch=2, progress=False)
     assert [(r["setting"], r["method"]) for r in rows] == [(v, m) for v in (8, 16)
@@ -60,15 +61,15 @@ def test_evaluate_scores_every_method_on_every_problem(tiny_priors, dataset):
     table = markdown(rows)
     assert table.count("\n") == len(rows) + 1 and "± " in table
     with pytest.raises(InputError, match="prior"):
-        evaluate(images, [Problem("mri", 4)], [Method.parse("score")], None, progress=False)
+        evaluate(images, [UndersampledMRI(accel=4)], [Method.parse("score")], None, progress=False)
 
 
 def test_mar_problem_leaves_the_metal_out_of_the_metrics():
     images = torch.from_numpy(disc_images(1, 64)) + 0.05
-    (m, y, reference, keep), = Problem("ct-mar").cases(images, 0)
-    assert reference.shape == (1, 1, 64, 64) and keep.shape[-2:] == (64, 64)
-    assert 0 < (~np.asarray(keep)).sum() < 0.2 * 64 * 64  # some metal pixels, excluded
-    assert not bool(m.mask(torch.empty(1)).all())  # the metal trace is unmeasured
+    problem = MetalArtifacts(simulate=True).problem(images, 0)
+    assert problem.reference.shape == (1, 1, 64, 64) and problem.keep.shape[-2:] == (64, 64)
+    assert 0 < (~np.asarray(problem.keep)).sum() < 0.2 * 64 * 64  # some metal pixels, excluded
+    assert not bool(problem.measurement.mask(torch.empty(1)).all())  # the metal trace is unmeasured
 
 
 @pytest.mark.parametrize("suite, plot", [("samplers", None), ("nfe", "nfe.png"), ("tables", "measurements.png")])

@@ -58,7 +58,7 @@ def test_simulated_metal_writes_everything_and_scores_without_metal(tmp_path, ti
     assert (out / f"clean_{name}.png").stat().st_size > 1000
     assert report["task"] == "ct-mar" and report["method"] == name
     assert "metal pixels excluded" in report["metrics_note"]
-    assert report["parameters"]["simulate_metal"] and report["parameters"]["metal_threshold"] == 3000.0
+    assert report["parameters"]["simulate"] and report["parameters"]["threshold"] == 3000.0
     assert set(report["mean"]) == {"psnr", "ssim", "li_psnr", "li_ssim"}
 
     result = torch.from_numpy(hu_to_model(np.load(out / f"clean_{name}.npy")))[:, None]

@@ -7,8 +7,13 @@ from conftest import cuda_only
 from operators.masks import BooleanMask
 from priors.analytic import GaussianPrior, squared_exponential_basis
 from recon.errors import InputError
-from recon.samplers import SAMPLERS, reconstruct, sampler_defaults
+from recon.samplers import SAMPLERS, reconstruct, resolve_options, sampler_defaults
 from recon.samplers.consistency import DataConsistency, noisy_measurement, project, proximal_step
+
+def solve(prior, m, y, sampler="dds", task=None, *, n_samples=1, seed=0, callback=None, progress=False, **options):
+    """reconstruct() with the options resolved as the commands resolve them."""
+    return reconstruct(prior, m, y, resolve_options(prior, sampler, task, **options), n_samples=n_samples, seed=seed,
+                       progress=progress, callback=callback)
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -52,7 +57,7 @@ def test_every_sampler_runs_and_counts_network_evaluations_the_same_way(prior, s
     m, y = mri_problem(prior)
     counting = CountingPrior(prior)
     steps, k = 7, 3
-    result = reconstruct(counting, m, y, sampler, steps=steps, n_samples=k, progress=False)
+    result = solve(counting, m, y, sampler, steps=steps, n_samples=k, progress=False)
     # corrector_steps defaults: 1 (pc, score-sde: plus one predictor call) and 3 (ald, langevin);
     # the fast samplers evaluate once per level and end on their own denoised estimate
     final_denoise = 1 if SAMPLERS[sampler].denoise_at_end else 0
@@ -67,16 +72,16 @@ def test_every_sampler_runs_and_counts_network_evaluations_the_same_way(prior, s
 
 def test_corrector_steps_change_the_count(prior):
     m, y = mri_problem(prior, batch=1)
-    assert reconstruct(prior, m, y, "pc", steps=5, corrector_steps=3, progress=False).nfe == 5 * 4 + 1
-    assert reconstruct(prior, m, y, "ald", steps=5, corrector_steps=1, progress=False).nfe == 5 + 1
+    assert solve(prior, m, y, "pc", steps=5, corrector_steps=3, progress=False).nfe == 5 * 4 + 1
+    assert solve(prior, m, y, "ald", steps=5, corrector_steps=1, progress=False).nfe == 5 + 1
 
 
 def test_same_seed_same_output_and_different_seed_different_output(prior):
     m, y = mri_problem(prior)
     for sampler in SAMPLERS:
-        a = reconstruct(prior, m, y, sampler, steps=6, seed=3, progress=False)
-        b = reconstruct(prior, m, y, sampler, steps=6, seed=3, progress=False)
-        c = reconstruct(prior, m, y, sampler, steps=6, seed=4, progress=False)
+        a = solve(prior, m, y, sampler, steps=6, seed=3, progress=False)
+        b = solve(prior, m, y, sampler, steps=6, seed=3, progress=False)
+        c = solve(prior, m, y, sampler, steps=6, seed=4, progress=False)
         assert torch.equal(a.mean, b.mean)
         assert not torch.allclose(a.mean, c.mean)
     assert a.std is None and a.samples.shape[0] == 1
@@ -84,13 +89,13 @@ def test_same_seed_same_output_and_different_seed_different_output(prior):
 
 def test_defaults_come_from_the_prior_then_the_published_values(prior):
     m, y = mri_problem(prior, batch=1)
-    params = reconstruct(prior, m, y, "pc", steps=2, task="mri", progress=False).params
+    params = solve(prior, m, y, "pc", steps=2, task="mri", progress=False).params
     assert (params["snr"], params["lam"]) == (0.3, 0.9)
-    params = reconstruct(prior, m, y, "langevin", steps=2, task="mri", progress=False).params
+    params = solve(prior, m, y, "langevin", steps=2, task="mri", progress=False).params
     assert (params["snr"], params["rho"]) == (0.2, 0.5)
     assert sampler_defaults(prior, "pc", "ct-sparse-view") == {"snr": 0.246, "lam": 0.841}
     assert sampler_defaults(prior, "score-sde", "mri") == {"snr": 0.608, "rho": 1.231}
-    params = reconstruct(prior, m, y, "pc", steps=2, task="mri", snr=0.1, lam=0.5, progress=False).params
+    params = solve(prior, m, y, "pc", steps=2, task="mri", snr=0.1, lam=0.5, progress=False).params
     assert (params["snr"], params["lam"], params["form"]) == (0.1, 0.5, "projection")
     assert {"sampler", "steps", "corrector_steps", "snr", "lam", "form", "seed", "n_samples", "sigma_max",
             "sigma_min", "prior", "final_projection", "device", "nfe"} <= set(params)
@@ -98,14 +103,14 @@ def test_defaults_come_from_the_prior_then_the_published_values(prior):
 
 def test_noisy_data_skips_the_final_projection(prior):
     m, y = mri_problem(prior, noise_std=0.05)
-    result = reconstruct(prior, m, y, "pc", steps=5, lam=0.8, progress=False)
+    result = solve(prior, m, y, "pc", steps=5, lam=0.8, progress=False)
     assert result.params["final_projection"] is False
 
 
 def test_callback_sees_every_level(prior):
     m, y = mri_problem(prior, batch=1)
     seen = []
-    reconstruct(prior, m, y, "pc", steps=4, progress=False, callback=lambda i, n, x: seen.append((i, n, x.shape)))
+    solve(prior, m, y, "pc", steps=4, progress=False, callback=lambda i, n, x: seen.append((i, n, x.shape)))
     assert [s[:2] for s in seen] == [(i, 4) for i in range(4)]
 
 
@@ -114,7 +119,7 @@ def test_per_image_masks_run_samples_one_at_a_time(prior):
     full = torch.rand(2, 1, SIZE, SIZE, generator=torch.Generator().manual_seed(0)) > 0.5
     m = operators.Measurement(operators.Fourier(), BooleanMask(full))
     y = m.measure(prior.sample(2, torch.Generator().manual_seed(1)).float())
-    result = reconstruct(prior, m, y, "pc", steps=5, lam=1.0, n_samples=3, progress=False)
+    result = solve(prior, m, y, "pc", steps=5, lam=1.0, n_samples=3, progress=False)
     assert result.samples.shape == (3, 2, 1, SIZE, SIZE)
     for sample_k in result.samples:
         assert float((m.A(sample_k) - y).norm() / y.norm()) < 1e-3
@@ -147,14 +152,14 @@ def test_ct_runs_the_projection_form_with_the_hann_window_whatever_the_measureme
     truth = prior.sample(1, torch.Generator().manual_seed(0)).float()
     for window in ("ram-lak", "shepp-logan", "hann"):
         m = operators.sparse_view_ct(SIZE, 4, window=window)
-        params = reconstruct(prior, m, m.A(truth), "pc", steps=2, progress=False).params
+        params = solve(prior, m, m.A(truth), "pc", steps=2, progress=False).params
         assert (params["form"], params["fbp_window"]) == ("projection", "hann")
         assert m.transform.window == window  # the caller's measurement is left as it was
     m = operators.sparse_view_ct(SIZE, 4)
-    assert reconstruct(prior, m, m.A(truth), "pc", steps=2, form="residual", progress=False).params["fbp_window"] \
+    assert solve(prior, m, m.A(truth), "pc", steps=2, form="residual", progress=False).params["fbp_window"] \
         == "ram-lak"
     with pytest.raises(InputError, match="hann"):
-        reconstruct(prior, m, m.A(truth), "pc", steps=2, form="projection", progress=False)
+        solve(prior, m, m.A(truth), "pc", steps=2, form="projection", progress=False)
 
 
 def test_project_solves_the_constraint_and_stays_close():
@@ -175,12 +180,12 @@ def test_bad_options_are_input_errors(prior):
                    {"sampler": "dds", "cg_steps": -1}, {"sampler": "dds", "gamma": -1.0}, {"steps": 0}, {"n_samples": 0}, {"form": "other"},
                    {"snr": -1.0}, {"step_norm": "pixel"}):
         with pytest.raises(InputError):
-            reconstruct(prior, m, y, **{"steps": 2, "progress": False, **kwargs})
+            solve(prior, m, y, **{"steps": 2, "progress": False, **kwargs})
     with pytest.raises(InputError, match="dds does not use snr"):
-        reconstruct(prior, m, y, "dds", steps=2, snr=0.2, progress=False)
+        solve(prior, m, y, "dds", steps=2, snr=0.2, progress=False)
     wrong_size = operators.undersampled_mri(8, 4)
     with pytest.raises(InputError, match="16x16"):
-        reconstruct(prior, wrong_size, wrong_size.A(torch.zeros(1, 1, 8, 8)), steps=2, progress=False)
+        solve(prior, wrong_size, wrong_size.A(torch.zeros(1, 1, 8, 8)), steps=2, progress=False)
 
 
 class SigmaRecorder(CountingPrior):
@@ -199,18 +204,18 @@ class SigmaRecorder(CountingPrior):
 def test_warm_start_begins_at_start_sigma_and_fits_the_data(prior, sampler):
     m, y = mri_problem(prior)
     recorder = SigmaRecorder(prior)
-    result = reconstruct(recorder, m, y, sampler, steps=6, start_sigma=0.5, progress=False)
+    result = solve(recorder, m, y, sampler, steps=6, start_sigma=0.5, progress=False)
     assert recorder.sigmas[0] == pytest.approx(0.5) and recorder.sigmas[-1] == pytest.approx(prior.sde.sigma_min, rel=1e-3)
     assert len(recorder.sigmas) == 6 and result.params["start_sigma"] == 0.5
     assert float((m.A(result.mean) - y).norm() / y.norm()) < 1e-3
     cold = SigmaRecorder(prior)
-    reconstruct(cold, m, y, sampler, steps=6, progress=False)
+    solve(cold, m, y, sampler, steps=6, progress=False)
     assert cold.sigmas[0] == pytest.approx(prior.sde.sigma_max)
     for bad in (prior.sde.sigma_max * 2, 0.0):
         with pytest.raises(InputError, match="--start-sigma"):
-            reconstruct(prior, m, y, sampler, steps=2, start_sigma=bad, progress=False)
+            solve(prior, m, y, sampler, steps=2, start_sigma=bad, progress=False)
     with pytest.raises(InputError, match="pc does not use start_sigma"):
-        reconstruct(prior, m, y, "pc", steps=2, start_sigma=0.5, progress=False)
+        solve(prior, m, y, "pc", steps=2, start_sigma=0.5, progress=False)
 
 
 class FirstInputRecorder(CountingPrior):
@@ -233,25 +238,25 @@ def test_warm_start_adds_its_noise_to_the_chosen_first_reconstruction(prior):
     assert float((images["cgls"] - images["cs-tv"]).pow(2).mean().sqrt()) > 0.05  # the noise below tells them apart
     for name, image in images.items():
         recorder = FirstInputRecorder(prior)
-        result = reconstruct(recorder, m, y, "dds", steps=3, start_sigma=0.02, start_from=name, progress=False)
+        result = solve(recorder, m, y, "dds", steps=3, start_sigma=0.02, start_from=name, progress=False)
         noise = (recorder.first - image) / 0.02
         assert abs(float(noise.std()) - 1) < 0.1 and abs(float(noise.mean())) < 0.1
         assert result.params["start_from"] == name
-    assert reconstruct(prior, m, y, "dds", steps=2, progress=False).params["start_from"] == "cgls"
+    assert solve(prior, m, y, "dds", steps=2, progress=False).params["start_from"] == "cgls"
     for options, message in (({"start_sigma": 0.5, "start_from": "nope"}, "--start-from: must be one of"),
                              ({"start_from": "cs-tv"}, "needs --start-sigma")):
         with pytest.raises(InputError, match=message):
-            reconstruct(prior, m, y, "dds", steps=2, progress=False, **options)
+            solve(prior, m, y, "dds", steps=2, progress=False, **options)
     with pytest.raises(InputError, match="--start-from li: li and nmar fill a metal trace"):
-        reconstruct(prior, m, y, "dds", steps=2, start_sigma=0.5, start_from="li", progress=False)
+        solve(prior, m, y, "dds", steps=2, start_sigma=0.5, start_from="li", progress=False)
     with pytest.raises(InputError, match="pc does not use start_from"):
-        reconstruct(prior, m, y, "pc", steps=2, start_from="cgls", progress=False)
+        solve(prior, m, y, "pc", steps=2, start_from="cgls", progress=False)
 
 
 @cuda_only
 def test_runs_on_the_measurement_device(prior):
     m, y = mri_problem(prior)
-    a = reconstruct(prior, m, y.cuda(), "pc", steps=5, seed=1, progress=False)
-    b = reconstruct(prior, m, y.cuda(), "pc", steps=5, seed=1, progress=False)
+    a = solve(prior, m, y.cuda(), "pc", steps=5, seed=1, progress=False)
+    b = solve(prior, m, y.cuda(), "pc", steps=5, seed=1, progress=False)
     assert a.mean.device.type == "cuda" and torch.equal(a.mean, b.mean)
     assert float((m.A(a.mean) - y.cuda()).norm() / y.norm()) < 1e-3

@@ -4,7 +4,13 @@ import torch
 
 import operators
 from priors.analytic import GaussianMixturePrior, GaussianPrior, squared_exponential_basis
-from recon.samplers import core, reconstruct, sample
+from recon.samplers import core, reconstruct, resolve_options, sample
+
+
+def solve(prior, m, y, sampler="dds", task=None, *, n_samples=1, seed=0, callback=None, progress=False, **options):
+    """reconstruct() with the options resolved as the commands resolve them."""
+    return reconstruct(prior, m, y, resolve_options(prior, sampler, task, **options), n_samples=n_samples, seed=seed,
+                       progress=progress, callback=callback)
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -78,7 +84,7 @@ def test_lam_zero_samples_the_prior():
     prior = smooth_gaussian(size, 2.0, 0.3, 0.05)
     m = operators.undersampled_mri(size, 2)
     y = m.measure(prior.sample(1, torch.Generator().manual_seed(0)).float())
-    result = reconstruct(prior, m, y, "pc", steps=100, lam=0.0, n_samples=n, progress=False)
+    result = solve(prior, m, y, "pc", steps=100, lam=0.0, n_samples=n, progress=False)
     assert result.params["final_projection"] is False
     x = result.samples.reshape(n, -1).double()
     assert float((x.mean(0) - prior.mean).abs().max()) < 0.05  # prior std per pixel ~0.3
@@ -109,7 +115,7 @@ def test_posterior_mean_is_close_to_the_closed_form_and_needs_the_data_step(task
     sampler, settings, no_data = SAMPLER_RUNS[run]
 
     def error(**options) -> float:
-        result = reconstruct(prior, m, y, sampler, n_samples=n, progress=False, seed=1, **settings, **options)
+        result = solve(prior, m, y, sampler, n_samples=n, progress=False, seed=1, **settings, **options)
         return float((result.mean - exact).norm() / exact.norm())
 
     # Measured: pc 0.08 (MRI) / 0.14 (CT) at 200 levels (MRI: 0.055 at 1000); dds 0.077 / 0.098
@@ -126,7 +132,7 @@ def test_final_projection_fits_noiseless_data(task):
     m = operators.undersampled_mri(size, 4) if task == "mri" else operators.sparse_view_ct(size, 8)
     y = m.measure(prior.sample(2, torch.Generator().manual_seed(4)).float())
     for sampler, options in (("pc", {"lam": 0.8}), ("ald", {"lam": 0.8}), ("dds", {}), ("ddim", {"lam": 0.8})):
-        result = reconstruct(prior, m, y, sampler, steps=20, n_samples=2, progress=False, **options)
+        result = solve(prior, m, y, sampler, steps=20, n_samples=2, progress=False, **options)
         assert result.params["final_projection"] is True
         for sample_k in result.samples:
             residual = (m.A(sample_k) - y).flatten(1).norm(dim=1) / y.flatten(1).norm(dim=1)

@@ -13,7 +13,7 @@ from operators import sparse_view_ct, undersampled_mri
 from recon.errors import InputError
 from recon.supervised import ResidualUNet, UNetConfig, fbpconvnet, load_postprocessing, unet_mri
 from recon.supervised import train as sup_train
-from recon.supervised.tasks import measurement_params, network_input, task_measurement
+from recon.supervised.tasks import network_input, task_of, training_task
 from recon.supervised.train import TrainSettings, train_postprocessing
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -78,7 +78,8 @@ def test_training_lowers_the_error(trained, data):
     log = meta["log"]
     assert [row["step"] for row in log][-1] == 40 and meta["training"]["steps"] == 40
     x = torch.from_numpy(_discs(16, seed=0))
-    m = task_measurement(meta["measurement"])
+    task, size = task_of(meta["measurement"])
+    m = task.measurement(size)
     fbp_err = torch.mean((network_input(m, x) - x) ** 2).item()
     net_err = torch.mean((fbpconvnet(m, m.A(x), model=trained["ct"]) - x) ** 2).item()
     assert net_err < 0.7 * fbp_err
@@ -122,7 +123,7 @@ def test_kill_and_resume_equals_uninterrupted(data, tmp_path, monkeypatch):
 def test_saved_file_round_trips_and_tampering_is_refused(trained, tmp_path):
     prefix = trained["ct"]  # its weights file starts with byte 0x80 (header length 3456), not a pickle
     net = load_postprocessing(str(prefix) + ".safetensors")
-    assert net.meta["task"] == "ct-sparse-view" and net.meta["measurement"]["n_views"] == 8
+    assert net.meta["task"] == "ct-sparse-view" and net.meta["measurement"]["projections"] == 8
     assert net.meta["kind"] == "fbpconvnet" and net.meta["dataset"]["sha256"]
     stored = load_file(str(prefix) + ".safetensors")
     assert all(torch.equal(stored[k], v) for k, v in net.network.state_dict().items())
@@ -167,7 +168,7 @@ def test_cli_errors_are_one_line(data, tmp_path, capsys):
     assert sup_train.main(argv + ["--task", "ct-sparse-view", "--views", "8", "--steps", "0"]) == 2
     assert "--steps must be >= 1" in capsys.readouterr().err
     with pytest.raises(InputError, match="--views"):
-        measurement_params("ct-sparse-view", SIZE, n_views=SIZE + 1)
+        training_task("ct-sparse-view", SIZE, n_views=SIZE + 1)
 
 
 def test_benchmark_runs_on_tiny_nets(trained, data, capsys):

@@ -20,13 +20,19 @@ from priors.analytic import GaussianPrior
 from priors.learned import apply_profile, profile_path, read_profile
 from recon.cli import main
 from recon.errors import InputError
-from recon.samplers import defaults_source, sampler_defaults
-from recon.tuning import (Case, holdout_error, holdout_objective, holdout_split, metric_objective, save_profile,
+from recon.samplers import defaults_source, resolve_options, sampler_defaults
+from recon.tasks import Problem
+from recon.tuning import (holdout_error, holdout_objective, holdout_split, metric_objective, save_profile,
                           search_space, tune)
 
 
 SIZE, RANK, NOISE = 32, 40, 0.2
-OPTIONS = {"sampler": "pc", "steps": 30, "n_samples": 4, "snr": 0.2}  # snr fixed: lambda is tuned alone
+FIXED = {"steps": 30, "snr": 0.2}  # snr fixed: lambda is tuned alone
+N_SAMPLES = 4
+
+
+def options_for(prior):
+    return lambda point: resolve_options(prior, "pc", None, **FIXED, **point)
 GRID = np.round(np.linspace(0.0, 1.0, 21), 3)
 
 
@@ -37,31 +43,32 @@ def _one_thread(one_thread):
 
 @pytest.fixture(scope="module")
 def toy():
-    """(prior, [Case]) of the noisy 4x MRI toy problem with 8 images."""
+    """(prior, [Problem], [seed]) of the noisy 4x MRI toy problem with 8 images."""
     basis, _ = torch.linalg.qr(torch.randn(SIZE * SIZE, RANK, generator=torch.Generator().manual_seed(0),
                                            dtype=torch.float64))
     prior = GaussianPrior(torch.full((SIZE, SIZE), 0.4), basis, torch.full((RANK,), 0.15 ** 2 * SIZE * SIZE / RANK))
     x = prior.sample(8, torch.Generator().manual_seed(3)).float()
     measurement = undersampled_mri(SIZE, 4, 0.125, noise_std=NOISE)
     y = measurement.measure(x, torch.Generator().manual_seed(1))
-    return prior, [Case(measurement, y, x, seed=0)]
+    return prior, [Problem(measurement, y, x)], [0]
 
 
 @pytest.fixture(scope="module")
 def grids(toy):
     """Ground-truth PSNR and minus the held-out error of the toy over a lambda grid."""
-    prior, cases = toy
-    truth = metric_objective(prior, cases, "psnr", OPTIONS)
-    held = holdout_objective(prior, cases, -1, OPTIONS, every=2, keep_center=4)
+    prior, problems, seeds = toy
+    truth = metric_objective(prior, problems, seeds, "psnr", options_for(prior), N_SAMPLES)
+    held = holdout_objective(prior, problems, seeds, -1, options_for(prior), every=2, keep_center=4,
+                             n_samples=N_SAMPLES)
     return np.array([truth({"lam": float(lam)}) for lam in GRID]), np.array([held({"lam": float(lam)}) for lam in GRID])
 
 
 def test_tuning_finds_the_grid_searched_best_lambda(toy, grids):
-    prior, cases = toy
+    prior, problems, seeds = toy
     truth, _ = grids
     best_lam, best_psnr = GRID[np.argmax(truth)], truth.max()
     assert 0.1 <= best_lam <= 0.7 and best_psnr > truth[0] + 3 and best_psnr > truth[-1] + 0.1  # interior optimum
-    result = tune(metric_objective(prior, cases, "psnr", OPTIONS), search_space("pc", "mri", {"snr": 0.2}),
+    result = tune(metric_objective(prior, problems, seeds, "psnr", options_for(prior), N_SAMPLES), search_space("pc", "mri", {"snr": 0.2}),
                   calls=12, seed=0, start={"lam": 1.0})
     assert len(result.history) == 12 and set(result.best) == {"lam"}
     assert abs(result.best["lam"] - best_lam) <= 0.15

@@ -1,6 +1,7 @@
 """Classical reconstructions the score prior is compared against.
 
-Every entry of :data:`BASELINES` has the signature
+Every entry of :data:`CLASSICAL` (and of :data:`recon.methods.BASELINES`, which adds the supervised
+networks) has the signature
 ``fn(measurement: operators.Measurement, y: torch.Tensor, **params) -> torch.Tensor``
 and returns real (B, 1, N, N) images in model units (CT: (HU + 1000) / 4000;
 MRI: magnitude scaled to about [0, 1]), batched, on the device of ``y``, and
@@ -18,11 +19,10 @@ cs-tv          :func:`compressed_sensing.cs_tv`        MRI (any A)
 cs-wavelet     :func:`compressed_sensing.cs_wavelet`   MRI (any A)
 li             :func:`mar.li`                          CT metal artifact removal
 nmar           :func:`mar.nmar`                        CT metal artifact removal
-fbpconvnet     :func:`recon.supervised.baseline        CT (trained post-processing
-               .fbpconvnet`                            of the FBP, 23 views)
-unet-mri       :func:`recon.supervised.baseline        MRI (trained post-processing
-               .unet_mri`                              of zero-filled, 8x)
 =============  ======================================  ==========================
+
+The supervised networks (``fbpconvnet``, ``unet-mri``) live in :mod:`recon.supervised`, above this
+package; :mod:`recon.methods` lists both.
 """
 from __future__ import annotations
 
@@ -35,9 +35,8 @@ from recon.baselines.direct import fbp, zero_filled
 from recon.baselines.fista_tv import fista_tv
 from recon.baselines.iterative import cgls, sirt
 from recon.baselines.mar import li, nmar
-from recon.supervised.baseline import fbpconvnet, unet_mri
 
-BASELINES: dict[str, Callable[..., torch.Tensor]] = {
+CLASSICAL: dict[str, Callable[..., torch.Tensor]] = {
     "fbp": fbp,
     "fista-tv": fista_tv,
     "sirt": sirt,
@@ -47,9 +46,6 @@ BASELINES: dict[str, Callable[..., torch.Tensor]] = {
     "cs-wavelet": cs_wavelet,
     "li": li,
     "nmar": nmar,
-    "fbpconvnet": fbpconvnet,
-    "unet-mri": unet_mri,
 }
 
-__all__ = ["BASELINES", "cgls", "cs_tv", "cs_wavelet", "fbp", "fbpconvnet", "fista_tv", "li", "nmar", "sirt",
-           "unet_mri", "zero_filled"]
+__all__ = ["CLASSICAL", "cgls", "cs_tv", "cs_wavelet", "fbp", "fista_tv", "li", "nmar", "sirt", "zero_filled"]

@@ -32,8 +32,10 @@ from pathlib import Path
 import torch
 
 from recon import bench
-from recon.bench import Method, Problem
+from recon.bench import Method
 from recon.errors import InputError
+from recon.tasks import MetalArtifacts, SparseViewCT, Task, UndersampledMRI
+from recon.tasks.metal import DEFAULT_FOV_CM
 
 SUITES = ("tables", "samplers", "nfe")
 TABLE_METHODS = {"ct-sparse-view": ("fbp", "fista-tv", "sirt", "fbpconvnet", "score"),
@@ -62,6 +64,8 @@ def register(subparsers) -> None:
     parser.add_argument("--reference-nfe", type=int, default=2000,
                         help="nfe: also run pc at this budget, the target's reference (default 2000; 0: none)")
     parser.add_argument("--no-mar", action="store_true", help="tables: leave out metal artifact removal")
+    parser.add_argument("--fov-cm", type=float, default=DEFAULT_FOV_CM,
+                        help=f"tables: field of view of the simulated metal scans in cm (default: {DEFAULT_FOV_CM:g})")
     parser.add_argument("--ct-prior", default="ct-128", help="CT prior (bundled name or path)")
     parser.add_argument("--mri-prior", default="mri-128", help="MRI prior (bundled name or path)")
     parser.add_argument("--batch-size", type=int, default=8)
@@ -108,17 +112,17 @@ def _reference(args: argparse.Namespace) -> str | None:
     return f"score:pc:{args.reference_nfe}" if args.reference_nfe > 0 else None
 
 
-def _plan(args: argparse.Namespace) -> list[tuple[str, list[Problem], list[Method]]]:
-    """(modality, problems, methods) groups of the chosen suite."""
+def _plan(args: argparse.Namespace) -> list[tuple[str, list[Task], list[Method]]]:
+    """(modality, tasks, methods) groups of the chosen suite."""
     groups = []
     if args.suite == "tables":
         if args.ct:
-            groups.append(("ct", [Problem("ct-sparse-view", v) for v in (10, 20, 23)],
+            groups.append(("ct", [SparseViewCT(projections=v) for v in (10, 20, 23)],
                            _table_methods("ct-sparse-view", args.nfe)))
             if not args.no_mar:
-                groups.append(("ct", [Problem("ct-mar")], _table_methods("ct-mar", args.nfe)))
+                groups.append(("ct", [MetalArtifacts(simulate=True, fov_cm=args.fov_cm)], _table_methods("ct-mar", args.nfe)))
         if args.mri:
-            groups.append(("mri", [Problem("mri", r) for r in (24, 8, 4)], _table_methods("mri", args.nfe)))
+            groups.append(("mri", [UndersampledMRI(accel=r) for r in (24, 8, 4)], _table_methods("mri", args.nfe)))
         return groups
     if args.suite == "samplers":
         budget = args.nfe or (200 if args.quick else 2000)
@@ -131,9 +135,9 @@ def _plan(args: argparse.Namespace) -> list[tuple[str, list[Problem], list[Metho
         if reference is not None and Method.parse(reference) not in samplers:
             samplers.append(Method.parse(reference))
     if args.ct:
-        groups.append(("ct", [Problem("ct-sparse-view", 23)], [Method("fbp"), *samplers]))
+        groups.append(("ct", [SparseViewCT(projections=23)], [Method("fbp"), *samplers]))
     if args.mri:
-        groups.append(("mri", [Problem("mri", 8)], [Method("zero-filled"), *samplers]))
+        groups.append(("mri", [UndersampledMRI(accel=8)], [Method("zero-filled"), *samplers]))
     return groups
 
 
@@ -157,8 +161,8 @@ def run(args: argparse.Namespace) -> int:
             loaded[modality] = priors.load(args.ct_prior if modality == "ct" else args.mri_prior, device)
     started = time.perf_counter()
     rows = []
-    for modality, problems, methods in groups:
-        rows += bench.evaluate(images[modality], problems, methods, loaded.get(modality), args.batch_size,
+    for modality, tasks, methods in groups:
+        rows += bench.evaluate(images[modality], tasks, methods, loaded.get(modality), args.batch_size,
                                args.seed, device, progress=not args.quiet)
     wall = time.perf_counter() - started
 

@@ -10,28 +10,9 @@ from __future__ import annotations
 
 import argparse
 
-import torch
-
-from operators import Measurement, default_center_fraction, undersampled_mri
-from recon import pipeline
-from recon.errors import InputError
-
-METHODS = ("zero-filled", "cs-tv", "cs-wavelet", "unet-mri")
-
-
-def _measurement(size: int, args: argparse.Namespace, reference: torch.Tensor) -> Measurement:
-    if not args.accel >= 1:
-        raise InputError(f"--accel must be >= 1, got {args.accel}")
-    return undersampled_mri(size, args.accel, args.center_fraction, args.mask, args.mask_seed, args.noise)
-
-
-def _describe(args: argparse.Namespace) -> str:
-    cf = args.center_fraction if args.center_fraction is not None else default_center_fraction(args.accel)
-    return f"MRI {args.accel:g}x {args.mask} column mask, centre fraction {cf:g}"
-
-
-TASK = pipeline.Task(name="mri", modality="mri", baseline="zero-filled", methods=METHODS,
-                     measurement=_measurement, describe=_describe)
+from recon.commands.options import register_verb
+from recon.tasks import Task, UndersampledMRI
+from recon.tasks.mri import MRI_METHODS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -45,5 +26,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="std of complex Gaussian noise added to the simulated k-space (default: 0)")
 
 
+def task_from(args: argparse.Namespace) -> Task:
+    return UndersampledMRI(accel=args.accel, center_fraction=args.center_fraction, mask=args.mask,
+                           mask_seed=args.mask_seed, noise=args.noise)
+
+
 def register(subparsers) -> None:
-    pipeline.register_verb(subparsers, "mri", "undersampled MRI reconstruction", __doc__, TASK, add_arguments)
+    register_verb(subparsers, "mri", "undersampled MRI reconstruction", __doc__, MRI_METHODS, add_arguments, task_from)

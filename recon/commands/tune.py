@@ -46,20 +46,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from recon import pipeline
 from recon.commands import ct, mar, mri
+from recon.commands.options import add_sampler_arguments, sampler_flags
 from recon.errors import InputError
 from recon.io import atomic_path
 from recon.samplers import DEFAULT_SAMPLER
+from recon.tasks import Problem, Task
 
-TASK_MODULES = {"ct": ct, "mri": mri, "mar": mar}
 METRICS = ("ssim", "psnr")
-
-
-def _add_mar_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--metal-threshold", type=float, default=3000.0,
-                        help="metal = pixels above this many HU in the corrupted FBP, grown by one pixel "
-                             "(default: 3000)")
+# Per task: its measurement options and the task they make (MAR always simulates metal on the clean slices).
+TASK_OPTIONS = {"ct": (ct.add_arguments, ct.task_from), "mri": (mri.add_arguments, mri.task_from),
+                "mar": (mar.add_metal_arguments, lambda args: mar.task_from(args, simulate=True))}
 
 
 def _add_tune_arguments(parser: argparse.ArgumentParser, task: str) -> None:
@@ -78,7 +75,7 @@ def _add_tune_arguments(parser: argparse.ArgumentParser, task: str) -> None:
     parser.add_argument("--save-steps", action="store_true",
                         help="also make --steps this sampler's default number of noise levels for the task")
     parser.add_argument("--batch-size", type=int, default=8, help="slices reconstructed together (default: 8)")
-    pipeline.add_sampler_arguments(parser)
+    add_sampler_arguments(parser)
     helps = {"sampler": f"sampler to tune: {', '.join(_tunable())} (default: {DEFAULT_SAMPLER})",
              "snr": "fix snr (tune lambda only)", "lam": "fix lambda (tune the other option only)",
              "eta": "fix eta (tune the other option only)", "start_sigma": "fix start sigma (tune eta only)",
@@ -101,22 +98,20 @@ def register(subparsers) -> None:
                                    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     tasks = parser.add_subparsers(dest="task", metavar="TASK")
     tasks.required = True
-    for name, module in TASK_MODULES.items():
-        sub = tasks.add_parser(name, help=f"tune for `recon {name}` ({module.TASK.name})")
-        (_add_mar_arguments if name == "mar" else module.add_arguments)(sub)
+    for name, (add_arguments, task_from) in TASK_OPTIONS.items():
+        sub = tasks.add_parser(name, help=f"tune for `recon {name}`")
+        add_arguments(sub)
         _add_tune_arguments(sub, name)
-        sub.set_defaults(func=lambda args, m=module: run(m.TASK, args))
+        sub.set_defaults(func=lambda args, make=task_from: run(make(args), args))
 
 
 def _check_arguments(args: argparse.Namespace) -> None:
     for name, low in (("n", 1), ("calls", 1), ("batch_size", 1), ("holdout_every", 2)):
         if getattr(args, name) < low:
             raise InputError(f"--{name.replace('_', '-')}: must be >= {low}, got {getattr(args, name)}")
-    from recon.samplers import OPTION_RULES, check_option_values
+    from recon.samplers import check_option_values
 
-    check_option_values({name: getattr(args, name) for name in OPTION_RULES})
-    if args.steps is not None and args.steps < 1:
-        raise InputError(f"--steps: must be >= 1, got {args.steps}")
+    check_option_values(sampler_flags(args))
     if args.save_steps and (args.steps is None or args.no_save):
         raise InputError("--save-steps: needs --steps and a profile to write (no --no-save)")
 
@@ -135,33 +130,19 @@ def _validation_images(args: argparse.Namespace, modality: str) -> tuple[torch.T
     return torch.stack([dataset[i] for i in indices]), indices
 
 
-def _cases(task: pipeline.Task, args: argparse.Namespace, images: torch.Tensor, device: torch.device) -> list:
-    """One :class:`recon.tuning.Case` per batch, simulated as the reconstruction verbs do."""
-    from recon.tuning import Case
-
-    cases = []
-    for start in range(0, images.shape[0], args.batch_size):
-        x = images[start:start + args.batch_size].to(device)
-        problem = task.problem(x, args, start) if task.problem else pipeline.simulated_problem(task, x, args, start)
-        cases.append(Case(problem.measurement, problem.y, x, args.seed + start, problem.keep, problem.finish))
-    return cases
-
-
-def _holdout_layout(task: pipeline.Task, args: argparse.Namespace, size: int) -> tuple[int, int]:
-    """(axis, lines never held out): k-space columns keep their fully sampled centre."""
-    if task.modality == "mri":
-        from operators import default_center_fraction
-
-        fraction = args.center_fraction if args.center_fraction is not None else default_center_fraction(args.accel)
-        return -1, round(size * fraction)
-    return -2, 0
+def _problems(task: Task, args: argparse.Namespace, images: torch.Tensor, device: torch.device
+              ) -> tuple[list[Problem], list[int]]:
+    """The task's problem for every batch, simulated as the reconstruction verbs do, and their seeds."""
+    starts = range(0, images.shape[0], args.batch_size)
+    problems = [task.problem(images[s:s + args.batch_size].to(device), args.seed + s) for s in starts]
+    return problems, [args.seed + s for s in starts]
 
 
 def _command_line(args: argparse.Namespace) -> str:
     """A canonical `recon tune` command line for the parsed arguments."""
     parts = ["recon", "tune", args.task]
-    for key, value in sorted(pipeline.vars_json(args).items()):
-        if key in ("task", "verb", "quiet", "simulate_metal", "input") or value is None or value is False:
+    for key, value in sorted(vars(args).items()):
+        if key in ("task", "verb", "quiet", "func") or value is None or value is False:
             continue
         if key == "holdout_every" and not args.holdout:
             continue
@@ -180,88 +161,101 @@ def _progress(total: int, metric: str, quiet: bool):
     return show
 
 
-def run(task: pipeline.Task, args: argparse.Namespace) -> int:
+def _fixed_options(prior, task: Task, sampler: str, args: argparse.Namespace) -> tuple[dict, dict, dict]:
+    """(fixed options, search space, the values the run starts from), checked before any output.
+
+    The warm start's ``start_from`` is held at the profile's when not given, and saved with the values
+    tuned for it."""
+    from recon.samplers import OPTIONS, resolve_options, sampler_defaults
+    from recon.tuning import search_space
+
+    fixed = {k: v for k, v in sampler_flags(args).items() if k != "steps"}
+    space = search_space(sampler, task.name, fixed, prior.sde.sigma_max)
+    defaults = sampler_defaults(prior, sampler, task.defaults_key)
+    probe = {k: space[k][1] if defaults.get(k) is None else defaults[k] for k in space}
+    resolve_options(prior, sampler, task.defaults_key, **fixed, **probe)  # every error before any output
+    warm = "start_sigma" in space or fixed.get("start_sigma", defaults.get("start_sigma")) is not None
+    if warm and "start_from" in OPTIONS[sampler].tuned and "start_from" not in fixed:
+        fixed["start_from"] = defaults["start_from"]
+    start = {k: space[k][1] if defaults[k] is None else float(defaults[k]) for k in space}  # None: the top
+    return fixed, space, start
+
+
+def run(task: Task, args: argparse.Namespace) -> int:
     """Tune ``task``'s sampler options on the validation slices; returns an exit code."""
-    import priors
     from priors.checkpoint import sha256_file
-    from recon.samplers import OPTION_RULES, SAMPLERS, check_options, check_warm_start, sampler_defaults
-    from recon.tuning import (holdout_objective, metric_objective, save_convergence_plot, save_profile,
-                              search_space, tune)
+    from recon.pipeline import device_from, load_prior, size_mismatch
+    from recon.samplers import resolve_options
+    from recon.tuning import holdout_objective, metric_objective, save_convergence_plot, search_space, tune
 
     _check_arguments(args)
-    args.input, args.simulate_metal = args.val, True  # MAR simulates metal on the clean slices
-    device = pipeline.device_from(args.device)
+    device = device_from(args.device)
     sampler = args.sampler or DEFAULT_SAMPLER
-    fixed = {k: getattr(args, k) for k in OPTION_RULES if getattr(args, k) is not None}
-    search_space(sampler, task.name, fixed)  # refuse an untunable sampler before loading anything
-
+    search_space(sampler, task.name, sampler_flags(args))  # refuse an untunable sampler before loading anything
     images, indices = _validation_images(args, task.modality)
-    prior = priors.load(args.prior or f"{task.modality}-128", device)
-    space = search_space(sampler, task.name, fixed, prior.sde.sigma_max)
-    check_options(prior, sampler, fixed)  # before any output is written
-    defaults = sampler_defaults(prior, sampler, task.name)
-    warm = "start_sigma" in space or fixed.get("start_sigma", defaults.get("start_sigma")) is not None
-    check_warm_start(fixed.get("start_from"), warm)
-    if warm and "start_from" in SAMPLERS[sampler].options and "start_from" not in fixed:
-        fixed["start_from"] = defaults["start_from"]  # held at the profile's, saved with the values tuned for it
-    if prior.meta.get("modality") not in (task.modality, "synthetic"):
-        raise InputError(f"prior {prior.meta.get('id')} was trained on {prior.meta.get('modality')} images, "
-                         f"not {task.modality}")
-    if prior.meta["size"] != images.shape[-1]:
-        raise InputError(f"--val {args.val}: slices are {images.shape[-1]}x{images.shape[-1]} but prior "
-                         f"{prior.meta['id']} expects {prior.meta['size']}x{prior.meta['size']}")
-    cases = _cases(task, args, images, device)
-    options = {"sampler": sampler, "task": task.name, **fixed, **({"steps": args.steps} if args.steps else {})}
-    gt_objective = metric_objective(prior, cases, args.metric, options)
+    prior = load_prior(task, args.prior, device)
+    mismatch = size_mismatch(prior, images.shape[-1], f"--val {args.val}")
+    if mismatch:
+        raise InputError(mismatch)
+    fixed, space, start = _fixed_options(prior, task, sampler, args)
+    problems, seeds = _problems(task, args, images, device)
+    steps = {"steps": args.steps} if args.steps else {}
+
+    def options_for(point: dict):
+        return resolve_options(prior, sampler, task.defaults_key, **fixed, **steps, **point)
+
+    gt_objective = metric_objective(prior, problems, seeds, args.metric, options_for)
     if args.holdout:
-        axis, keep_center = _holdout_layout(task, args, images.shape[-1])
-        objective = holdout_objective(prior, cases, axis, options, args.holdout_every, keep_center)
+        axis, keep_center = task.holdout_layout(images.shape[-1])
+        objective = holdout_objective(prior, problems, seeds, axis, options_for, args.holdout_every, keep_center)
         score_name = "-holdout_error"
     else:
         objective, score_name = gt_objective, args.metric
-
-    start = {k: space[k][1] if defaults[k] is None else float(defaults[k]) for k in space}  # None: the top
     val_set = {"path": str(args.val.resolve()), "sha256": sha256_file(args.val), "split": args.split,
                "indices": indices}
-    settings = {"task": task.name, "measurement": task.describe(args), "prior": prior.meta.get("id"),
+    settings = {"task": task.name, "measurement": task.describe(), "prior": prior.meta.get("id"),
                 "prior_sha256": prior.meta.get("weights", {}).get("sha256"), "sampler": sampler,
                 "steps": args.steps, "fixed": fixed, "space": space, "objective": score_name,
                 "holdout_every": args.holdout_every if args.holdout else None, "val_set": val_set,
-                "seed": args.seed, "measurement_options": {k: v for k, v in pipeline.vars_json(args).items()
-                                                           if k in ("projections", "full_views", "noise", "accel",
-                                                                    "center_fraction", "mask", "mask_seed",
-                                                                    "metal_threshold")}}
+                "seed": args.seed, "measurement_options": {k: v for k, v in task.record().items() if k != "task"}}
     args.output.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     result = tune(objective, space, args.calls, args.seed, args.output / "history.json", settings, start,
                   _progress(args.calls, score_name, args.quiet))
-    best = {**fixed, **result.best}
-    first = {k: result.history[0][k] for k in space}  # the defaults when the run began
-    report = {"command": _command_line(args), **settings, "calls": len(result.history),
-              "best": best, "best_score": result.best_score, "start": {**fixed, **first},
-              "start_score": result.history[0]["score"], "history": result.history}
-    if args.holdout:  # how the ground-truth-free choice does on the ground-truth metric
-        report["ground_truth_check"] = {"metric": args.metric, "at_best": gt_objective(result.best),
-                                        "at_start": gt_objective(first)}
+    report = _report(args, result, settings, fixed, space, gt_objective if args.holdout else None)
     report["wall_time_s"] = round(time.perf_counter() - started, 3)
     report["device"] = str(device)
     save_convergence_plot(result, args.output / "convergence.png", score_name)
-
-    report["profile"] = None
-    if not args.no_save:
-        values = {**best, **({"steps": args.steps} if args.save_steps else {})}
-        entry = {"values": values, "sampler": sampler, "steps": args.steps, "metric": score_name,
-                 "value": result.best_score, "fixed": fixed, "measurement": task.describe(args),
-                 "val_set": val_set, "n": len(indices), "calls": len(result.history),
-                 "prior_sha256": settings["prior_sha256"],
-                 "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                 "source": report["command"], "report": str((args.output / "tune.json").resolve())}
-        report["profile"] = str(save_profile(prior.profile, task.name, sampler, entry))
+    report["profile"] = None if args.no_save else _save(prior, task, args, report, val_set, len(indices))
     with atomic_path(args.output / "tune.json") as tmp:
         tmp.write_text(json.dumps(report, indent=2, default=float))
-
-    point = ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in best.items())
+    point = ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in report["best"].items())
     print(f"best {point}: {score_name} {result.best_score:.4f} (defaults: {result.history[0]['score']:.4f}); "
           f"wrote {args.output / 'tune.json'}" + (f" and {report['profile']}" if report["profile"] else ""),
           file=sys.stdout)
     return 0
+
+
+def _report(args: argparse.Namespace, result, settings: dict, fixed: dict, space: dict, gt_objective) -> dict:
+    """tune.json: the settings, the best and the first point and the whole history."""
+    first = {k: result.history[0][k] for k in space}  # the defaults when the run began
+    report = {"command": _command_line(args), **settings, "calls": len(result.history),
+              "best": {**fixed, **result.best}, "best_score": result.best_score, "start": {**fixed, **first},
+              "start_score": result.history[0]["score"], "history": result.history}
+    if gt_objective is not None:  # how the ground-truth-free choice does on the ground-truth metric
+        report["ground_truth_check"] = {"metric": args.metric, "at_best": gt_objective(result.best),
+                                        "at_start": gt_objective(first)}
+    return report
+
+
+def _save(prior, task: Task, args: argparse.Namespace, report: dict, val_set: dict, n: int) -> str:
+    """Write the best values into the prior's profile for the task and sampler; returns its path."""
+    from recon.tuning import save_profile
+
+    values = {**report["best"], **({"steps": args.steps} if args.save_steps else {})}
+    entry = {"values": values, "sampler": report["sampler"], "steps": args.steps, "metric": report["objective"],
+             "value": report["best_score"], "fixed": report["fixed"], "measurement": report["measurement"],
+             "val_set": val_set, "n": n, "calls": report["calls"], "prior_sha256": report["prior_sha256"],
+             "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+             "source": report["command"], "report": str((args.output / "tune.json").resolve())}
+    return str(save_profile(prior.profile, task.defaults_key, report["sampler"], entry))

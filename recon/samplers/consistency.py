@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import torch
 
+from recon.errors import InputError
+
 FORMS = ("projection", "residual")
 # FBP windows for which FBP R is non-expansive (measured by benchmarks/dc_forms.py).
 STABLE_FBP_WINDOWS = ("hann",)
@@ -36,6 +38,23 @@ def projection_form_is_stable(measurement) -> bool:
     """True when T^-1 T is non-expansive: the Fourier transform, or FBP with a stable window."""
     window = getattr(measurement.transform, "window", None)
     return window is None or window in STABLE_FBP_WINDOWS
+
+
+def proximal_measurement(measurement, form: str | None):
+    """The measurement whose T^-1 the proximal step and the final projection use.
+
+    With no ``form`` chosen, a CT measurement whose FBP window would make the projection form diverge
+    gets the hann window (T^-1 only; A is unchanged), so the stable projection form can run. An explicit
+    ``"projection"`` form with such a window raises an InputError.
+    """
+    if projection_form_is_stable(measurement):
+        return measurement
+    if form is None:
+        return measurement.with_window(STABLE_FBP_WINDOWS[0])
+    if form == "projection":
+        raise InputError(f"the projection form diverges with the {measurement.transform.window} FBP window "
+                         "(FBP R amplifies); build the CT measurement with window='hann' or use form='residual'")
+    return measurement
 
 
 def default_form(measurement) -> str:

@@ -20,7 +20,7 @@ faster", CVPR 2022): instead of pure noise at sigma_max, the run starts from
 a first reconstruction plus noise of std ``start_sigma`` and takes its N
 levels from there down to sigma_min, so no evaluation is spent at noise levels
 where Tweedie's estimate is little more than the mean image. The first
-reconstruction (``start_from``) is a baseline of :data:`recon.baselines.BASELINES`:
+reconstruction (``start_from``) is a baseline of :data:`recon.methods.BASELINES`:
 ``cgls`` (WARM_START_CG_STEPS least-squares iterations from 0; MRI: the
 zero-filled image) by default; the closer it is, the lower ``start_sigma``
 can go and the finer the N levels below it (MRI: ``cs-tv``, see
@@ -81,8 +81,8 @@ on two test slices)."""
 
 
 def warm_starts() -> tuple[str, ...]:
-    """Names ``start_from`` accepts: the keys of :data:`recon.baselines.BASELINES`."""
-    from recon.baselines import BASELINES
+    """Names ``start_from`` accepts: the keys of :data:`recon.methods.BASELINES`."""
+    from recon.methods import BASELINES
 
     return tuple(BASELINES)
 
@@ -93,7 +93,7 @@ def warm_start_image(name: str, measurement, y: torch.Tensor) -> torch.Tensor:
     A baseline that does not fit the measurement (``li`` on sparse views, ``fbp`` on MRI) raises an
     InputError naming ``--start-from``.
     """
-    from recon.baselines import BASELINES
+    from recon.methods import BASELINES
 
     try:
         if name == "cgls":

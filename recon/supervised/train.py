@@ -46,7 +46,7 @@ from priors import checkpoint as ckpt
 from priors.train import BatchPlan, hardware, read_images
 from recon.errors import InputError
 from recon.supervised.storage import save_postprocessing
-from recon.supervised.tasks import MODALITY, TASKS, measurement_params, network_input, task_measurement
+from recon.supervised.tasks import TASKS, network_input, task_record, training_task
 from recon.supervised.unet import ResidualUNet, UNetConfig
 
 LOG_FIELDS = ("step", "loss_per_pixel", "lr", "images_per_s", "wall_time_s")
@@ -172,8 +172,9 @@ def train_postprocessing(data_h5: str | Path, task: str, prefix: str | Path, *, 
         raise InputError(f"--data {data_h5}: no such file")
     images, manifest = read_images(data_h5, "train")
     size = int(images.shape[-1])
-    params = measurement_params(task, size, n_views, accel)
-    modality = MODALITY[task]
+    task_setting = training_task(task, size, n_views, accel)
+    params = task_record(task_setting, size)
+    modality = task_setting.modality
     if manifest.get("modality", modality) != modality:
         raise InputError(f"--data {data_h5}: holds {manifest['modality']} images, but --task {task} needs {modality}")
     run_dir = Path(run_dir) if run_dir is not None else Path("runs") / "supervised" / Path(prefix).name
@@ -200,7 +201,7 @@ def train_postprocessing(data_h5: str | Path, task: str, prefix: str | Path, *, 
                                  "use the same settings to resume, or another --run-dir")
             _restore(model, opt, {k: v.to(dev) for k, v in tensors.items()}, state["optimizer"]["param_groups"])
             step, wall_before, log = int(state["step"]), float(state["wall_time_s"]), state["log"]
-        measurement = task_measurement(params)
+        measurement = task_setting.measurement(size)
         plan = BatchPlan(int(images.shape[0]), settings.batch_size, settings.seed)
 
         def save(at_step: int, wall: float) -> None:

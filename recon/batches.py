@@ -1,0 +1,41 @@
+"""The middle of a run: each slice batch's problem, reconstructed by the score prior or a baseline."""
+from __future__ import annotations
+
+import torch
+
+from recon.tasks import Task
+
+
+def reconstruct_batches(task: Task, settings, prior, options, images: torch.Tensor, starts: list[int],
+                        device: torch.device, progress: bool) -> dict:
+    """Reconstruct the batches of ``images`` (S, 1, N, N) beginning at ``starts``.
+
+    Args:
+        settings: the run's :class:`recon.pipeline.RunSettings` (method, samples, batch size, seed).
+        prior, options: the score prior and its resolved sampler options (None for a classical method).
+    Returns:
+        {"batches": [per batch: start, output, baseline, std, keep, has_reference (CPU tensors)],
+         "nfe": network evaluations per slice and sample, "params": the sampler's parameters}.
+    """
+    from recon.methods import BASELINES
+
+    batches, nfe, params = [], 0, {}
+    for start in starts:
+        x = images[start:start + settings.batch_size].to(device)
+        problem = task.problem(x, settings.seed + start)
+        baseline = BASELINES[task.baseline](problem.measurement, problem.y)
+        std = None
+        if prior is None:
+            output = BASELINES[settings.method](problem.measurement, problem.y)
+        else:
+            from recon.samplers import reconstruct
+
+            result = reconstruct(prior, problem.measurement, problem.y, options, n_samples=settings.samples,
+                                 seed=settings.seed + start, progress=progress)
+            output, std, nfe, params = result.mean, result.std, result.nfe, result.params
+        batches.append({"start": start, "output": problem.finished(output).cpu(),
+                        "baseline": problem.finished(baseline).cpu(),
+                        "std": None if std is None else std.cpu(),
+                        "keep": None if problem.keep is None else problem.keep.cpu(),
+                        "has_reference": problem.reference is not None})
+    return {"batches": batches, "nfe": nfe, "params": params}

@@ -1,0 +1,143 @@
+"""The end of a run: the reconstruction in the input's format, the PNG panel and ``metrics.json``."""
+from __future__ import annotations
+
+import json
+import platform
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from recon.tasks import Task
+from recon.units import hu_to_model
+
+NO_REFERENCE_NOTE = "no PSNR/SSIM: there is no reference image (the input is the measured scan itself)"
+
+
+@dataclass
+class RunResult:
+    """A whole volume's results at the input's size, (S, 1, side, side) in model units.
+
+    Attributes:
+        output, baseline: the method's and the task's baseline's reconstructions.
+        std: posterior std over samples (None: one sample or a classical method).
+        keep: the pixels the metrics count (None: all).
+        has_reference: the input images are the ground truth.
+        nfe: network evaluations per slice and sample; params: the sampler's parameters.
+        wall: seconds; size: the side reconstructed at (the prior's); side: the input's.
+    """
+
+    output: torch.Tensor
+    baseline: torch.Tensor
+    std: torch.Tensor | None
+    keep: torch.Tensor | None
+    has_reference: bool
+    nfe: int
+    params: dict
+    wall: float
+    size: int
+    side: int
+
+    @staticmethod
+    def gather(parts: list[dict], wall: float, size: int, side: int) -> "RunResult":
+        """Every process's batches in slice order, resized back from ``size`` to ``side``."""
+        from recon.pipeline import resize
+
+        batches = sorted((b for part in parts for b in part["batches"]), key=lambda b: b["start"])
+        nfe, params = next(((p["nfe"], p["params"]) for p in parts if p["params"]), (0, {}))
+
+        def stacked(key: str) -> torch.Tensor | None:
+            return torch.cat([b[key] for b in batches]) if batches[0][key] is not None else None
+
+        output, baseline, std, keep = (stacked(k) for k in ("output", "baseline", "std", "keep"))
+        if size != side:
+            output, baseline = resize(output, side), resize(baseline, side)
+            std = resize(std, side) if std is not None else None
+            keep = resize(keep.float(), side) > 0.999 if keep is not None else None  # drop pixels near excluded ones
+        return RunResult(output, baseline, std, keep, all(b["has_reference"] for b in batches), nfe, params,
+                         wall, size, side)
+
+
+def write_outputs(task: Task, source: Path, settings, volume, prior, result: RunResult,
+                  reference: torch.Tensor | None, device: torch.device, shard) -> list[Path]:
+    """Write the volume (and std map), the panel and metrics.json into ``settings.output``; returns the paths."""
+    from recon import io
+    from recon.samplers import defaults_source
+
+    settings.output.mkdir(parents=True, exist_ok=True)
+    stem = source.name.split(".")[0] or "input"
+    method = settings.method if prior is None else f"score-{result.params['sampler']}"
+    written = io.write_volume(volume, result.output[:, 0].numpy(), settings.output, f"{stem}_{method}",
+                              description=f"{method} reconstruction, {task.describe()}")
+    if result.std is not None:
+        offset = hu_to_model(0.0) if task.modality == "ct" else 0.0  # so the writer's HU shift leaves std in HU
+        written += io.write_volume(volume, (result.std[:, 0] + offset).numpy(), settings.output,
+                                   f"{stem}_{method}_std",
+                                   description=f"posterior std ({settings.samples} samples), {task.describe()}")
+    panel = _panel(task, settings.output / f"{stem}_{method}.png", written, volume, method, result, reference)
+    metrics = {} if reference is None else _metrics(result, reference, task)
+    report = {
+        "task": task.name, "input": str(source), "measurement": task.describe(),
+        "method": method, "prior": None if prior is None else prior.meta.get("id"),
+        "slices": int(result.output.shape[0]), "size": result.side,
+        "resampled_to": result.size if result.size != result.side else None,
+        "nfe_per_slice": result.nfe * settings.samples, "wall_time_s": round(result.wall, 3),
+        "wall_time_per_slice_s": round(result.wall / result.output.shape[0], 3),
+        "device": str(device), "processes": 1 if shard is None else shard.world_size, "host": platform.node(),
+        "parameters": {**task.record(), **settings.record(), **result.params},
+        "defaults_source": None if prior is None else defaults_source(prior, result.params["sampler"],
+                                                                       task.defaults_key),
+        "metrics_note": task.metrics_note if reference is not None else NO_REFERENCE_NOTE,
+        **metrics, "files": [str(p) for p in [*written, panel]],
+    }
+    _write_json(settings.output / "metrics.json", report)
+    summary = ", ".join(f"{k} {v:.2f}" for k, v in metrics.get("mean", {}).items())
+    print(f"wrote {len(written) + 2} files to {settings.output}" + (f"; {summary}" if summary else ""))
+    return [*written, panel, settings.output / "metrics.json"]
+
+
+def _panel(task: Task, path: Path, written: list[Path], volume, method: str, result: RunResult,
+           reference: torch.Tensor | None) -> Path:
+    """The middle slice: input or reference | baseline | method (| error | std)."""
+    from recon.panel import save_panel
+
+    middle = result.output.shape[0] // 2
+    shown = reference if reference is not None else torch.from_numpy(volume.data).float().unsqueeze(1)
+    images = {"reference" if reference is not None else "input": shown[middle, 0].numpy(),
+              task.baseline: result.baseline[middle, 0].numpy(), method: result.output[middle, 0].numpy()}
+    error = None
+    if reference is not None:
+        error = np.abs(result.output[middle, 0].numpy() - reference[middle, 0].numpy())
+        if result.keep is not None:
+            error = error * result.keep[middle, 0].numpy()  # excluded pixels (metal) would swamp the colour scale
+    std_scale = 4000.0 if task.modality == "ct" else volume.scale
+    if path in written:  # PNG/TIFF inputs: the volume writer's own PNG preview has that name
+        path = path.with_name(f"{path.stem}_panel.png")
+    return save_panel(path, images, task.modality, error=error,
+                      std=None if result.std is None else result.std[middle, 0].numpy() * std_scale,
+                      std_unit="HU" if task.modality == "ct" else "",
+                      title=f"{task.describe()}; slice {middle + 1}/{result.output.shape[0]}")
+
+
+def _write_json(path: Path, payload: dict) -> None:
+    from recon.io import atomic_path
+
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(payload, indent=2, default=float))
+
+
+def _metrics(result: RunResult, reference: torch.Tensor, task: Task) -> dict:
+    """Per-slice and mean PSNR/SSIM of the method and the baseline, on the ``keep`` pixels (None: all)."""
+    from recon.metrics import psnr, ssim
+
+    per_method = {}
+    for name, images in (("method", result.output), (task.baseline, result.baseline)):
+        p = np.asarray(psnr(images, reference, mask=result.keep), dtype=float)
+        s = np.asarray(ssim(images, reference, mask=result.keep), dtype=float)
+        per_method[name] = {"psnr": p.tolist(), "ssim": s.tolist()}
+    return {"per_slice": per_method,
+            "mean": {"psnr": float(np.mean(per_method["method"]["psnr"])),
+                     "ssim": float(np.mean(per_method["method"]["ssim"])),
+                     f"{task.baseline}_psnr": float(np.mean(per_method[task.baseline]["psnr"])),
+                     f"{task.baseline}_ssim": float(np.mean(per_method[task.baseline]["ssim"]))}}

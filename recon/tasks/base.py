@@ -1,0 +1,111 @@
+"""What every task is: a measurement process that turns images, or a measured file, into a problem.
+
+A :class:`Task` is a frozen dataclass of the settings that define its measurement (views, acceleration,
+metal threshold ...). It is the only place that builds a measurement A and measurements y:
+the reconstruction verbs, ``recon tune``, ``recon bench``, the supervised training and the benchmark
+scripts all ask a task for its :class:`Problem`.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, Callable, ClassVar
+
+import torch
+
+from operators import Measurement, Radon
+
+METRICS_NOTE = "PSNR/SSIM: data range 1 on model units, whole image, output clipped to [0, 1]"
+
+
+@dataclass
+class Problem:
+    """One slice batch's inverse problem.
+
+    Attributes:
+        measurement: A = P(Lambda) T for the batch.
+        y: the measurements, as ``measurement.measure`` returns them.
+        reference: (B, 1, N, N) ground truth in model units when the measurement was simulated from it;
+            None for a real measured scan.
+        keep: (B, 1, N, N) bool, the pixels PSNR/SSIM count (None: all).
+        finish: post-processing of reconstructions (B, 1, N, N) -> (B, 1, N, N), applied to every
+            method's output before it is written or scored (e.g. metal reinsertion).
+    """
+
+    measurement: Measurement
+    y: torch.Tensor
+    reference: torch.Tensor | None
+    keep: torch.Tensor | None = None
+    finish: Callable[[torch.Tensor], torch.Tensor] | None = None
+
+    def finished(self, images: torch.Tensor) -> torch.Tensor:
+        """``images`` after the task's post-processing."""
+        return images if self.finish is None else self.finish(images)
+
+
+@dataclass(frozen=True)
+class Task:
+    """A measurement process; subclasses add their settings as dataclass fields.
+
+    Class attributes:
+        name: the task's key in results and tuned profiles ("ct-sparse-view", "mri", ...).
+        modality: "ct" or "mri": the prior it needs and the display window.
+        baseline: the classical method shown beside every result.
+        methods: the classical methods that make sense for it.
+        profile: the key of the prior's tuned sampler options the task uses (default: ``name``).
+        metrics_note: how PSNR/SSIM are computed, for ``metrics.json``.
+    """
+
+    name: ClassVar[str]
+    modality: ClassVar[str]
+    baseline: ClassVar[str]
+    methods: ClassVar[tuple[str, ...]]
+    profile: ClassVar[str | None] = None
+    metrics_note: ClassVar[str] = METRICS_NOTE
+
+    @property
+    def defaults_key(self) -> str:
+        """The key of the prior's tuned sampler options for this task."""
+        return self.profile or self.name
+
+    def measurement(self, size: int) -> Measurement:
+        """A for (B, 1, size, size) images."""
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        """One line describing the measurement, for outputs."""
+        raise NotImplementedError
+
+    @property
+    def label(self) -> str:
+        """A short name of the setting for tables ("23 views", "8x", "metal")."""
+        raise NotImplementedError
+
+    @property
+    def setting(self) -> float:
+        """The number a benchmark sweeps (views, acceleration, arc; 0 when there is none)."""
+        raise NotImplementedError
+
+    def check(self, images: torch.Tensor, source: str) -> None:
+        """Validate a whole input (S, 1, H, W) in model units before any work; raise InputError."""
+
+    def problem(self, x: torch.Tensor, seed: int) -> Problem:
+        """The problem of images x (B, 1, N, N): y = A x, plus noise drawn with ``seed`` when the task has any."""
+        measurement = self.measurement(x.shape[-1])
+        generator = torch.Generator(device=x.device).manual_seed(seed)
+        return Problem(measurement, measurement.measure(x, generator), reference=x)
+
+    def holdout_layout(self, size: int) -> tuple[int, int]:
+        """(axis of the measured lines, lines never held out) for ground-truth-free tuning: sinogram views."""
+        return -2, 0
+
+    def record(self) -> dict[str, Any]:
+        """The task and its settings as JSON values."""
+        return {"task": self.name, **dataclasses.asdict(self)}
+
+
+@lru_cache(maxsize=16)
+def radon(size: int, n_angles: int = 0, window: str = "ram-lak") -> Radon:
+    """The parallel-beam Radon transform, built once per geometry (its system matrix is loaded once)."""
+    return Radon(size, n_angles, window=window)

@@ -1,6 +1,6 @@
 """Image quality metrics: PSNR and SSIM, per image.
 
-Project convention (DESIGN.md section 4): images in model units, the
+Project convention (the README's Conventions): images in model units, the
 reconstruction clipped to [0, 1] first, data range 1, whole image.
 :func:`fastmri_psnr` / :func:`fastmri_ssim` give the fastMRI convention
 alongside (data range = the reference's maximum, no clipping).

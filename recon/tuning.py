@@ -30,7 +30,7 @@ from recon.errors import InputError
 from recon.io import atomic_path
 from recon.tasks import Problem
 
-# Search ranges of the paper (DESIGN.md section 1): lambda in [0, 1]; snr in
+# Search ranges of the paper (thesis appendix B.6.4): lambda in [0, 1]; snr in
 # [0, 0.4] for CT and [0.2, 0.8] for MRI. The samplers need snr > 0, so the CT
 # ranges start just above 0.
 SNR_RANGES = {"ct-sparse-view": (0.001, 0.4), "ct-mar": (0.001, 0.4), "mri": (0.2, 0.8)}

@@ -59,8 +59,8 @@ def detect_format(path: Path) -> str:
                      f".npy, .npz, .png or .tif")
 
 
-def _read_real(path: Path, fmt: str, modality: str | None) -> tuple[np.ndarray, str, dict, np.ndarray | None]:
-    """Dispatch to the format reader; returns (real-unit stack, modality, meta, kspace)."""
+def _read_real(path: Path, fmt: str, modality: str | None) -> tuple[np.ndarray, str, dict]:
+    """Dispatch to the format reader; returns (real-unit stack, modality, meta)."""
     if fmt == "dicom":
         stack, meta, found = read_dicom(path)
         if modality is None and found is None:
@@ -69,17 +69,17 @@ def _read_real(path: Path, fmt: str, modality: str | None) -> tuple[np.ndarray, 
         if modality is not None and found is not None and found != modality:
             tag = {"ct": "CT", "mri": "MR"}
             raise InputError(f"{path}: DICOM Modality is {tag[found]}, not {tag[modality]}")
-        return stack, modality or found, meta, None
+        return stack, modality or found, meta
     if fmt == "nifti":
         stack, meta = read_nifti(path)
-        return stack, modality or "mri", meta, None
+        return stack, modality or "mri", meta
     if fmt == "fastmri":
         if modality == "ct":
             raise InputError(f"{path}: a fastMRI file holds MR data, not CT")
-        stack, meta, kspace = read_fastmri(path)
-        return stack, "mri", meta, kspace
+        stack, meta = read_fastmri(path)
+        return stack, "mri", meta
     modality = modality or "ct"
-    return ARRAY_READERS[fmt](path, modality), modality, {}, None
+    return ARRAY_READERS[fmt](path, modality), modality, {}
 
 
 def read_volume(path: Path | str, modality: str | None = None, square: str = "refuse") -> Volume:
@@ -98,7 +98,7 @@ def read_volume(path: Path | str, modality: str | None = None, square: str = "re
     if not path.exists():
         raise InputError(f"{path}: no such file or folder")
     fmt = detect_format(path)
-    real, modality, meta, kspace = _read_real(path, fmt, modality)
+    real, modality, meta = _read_real(path, fmt, modality)
     check_values(real, path)
     if modality == "ct":
         model, scale = hu_to_model(np.maximum(real, AIR_FLOOR_HU)), 1.0
@@ -106,8 +106,7 @@ def read_volume(path: Path | str, modality: str | None = None, square: str = "re
         model, scale = robust_scale(real)
     model, meta["square"] = make_square(model.astype(np.float32), path, square)
     meta.setdefault("files", [path])
-    return Volume(data=model, modality=modality, source=path, format=fmt, scale=float(scale), meta=meta,
-                  kspace=kspace)
+    return Volume(data=model, modality=modality, source=path, format=fmt, scale=float(scale), meta=meta)
 
 
 def _stack_of(data, like: Volume) -> np.ndarray:

@@ -34,8 +34,8 @@ def kspace_to_magnitude(kspace: np.ndarray) -> np.ndarray:
     return np.sqrt((magnitude ** 2).sum(axis=1)) if kspace.ndim == 4 else magnitude
 
 
-def read_fastmri(path: Path) -> tuple[np.ndarray, dict, np.ndarray | None]:
-    """Return ``(magnitude (S, H, W) float64, meta, single-coil k-space or None)``.
+def read_fastmri(path: Path) -> tuple[np.ndarray, dict]:
+    """Return ``(magnitude (S, H, W) float64, meta)``.
 
     ``meta`` has ``attrs`` (the root attributes), ``reference`` (which dataset
     gave the image, or ``"kspace"``) and ``coils`` (1 for single-coil).
@@ -59,7 +59,7 @@ def read_fastmri(path: Path) -> tuple[np.ndarray, dict, np.ndarray | None]:
         reference = reference[None]
     coils = 1 if kspace is None or kspace.ndim == 3 else int(kspace.shape[1])
     meta = {"attrs": attrs, "reference": keys[0] if keys else "kspace", "coils": coils}
-    return np.abs(reference), meta, kspace if coils == 1 and kspace is not None else None
+    return np.abs(reference), meta
 
 
 def write_fastmri(meta: dict, magnitude: np.ndarray, path: Path, description: str) -> None:

@@ -15,11 +15,7 @@ class Volume:
     MR ``magnitude / scale``. ``format`` is one of ``dicom``, ``nifti``,
     ``fastmri``, ``npy``, ``npz``, ``png``, ``tiff``. ``meta`` holds what the
     writer of that format needs (DICOM datasets, NIfTI affine and header,
-    HDF5 attributes, how the slices were squared). ``kspace`` is the complex
-    single-coil k-space (S, H', W') of a fastMRI file when present, in the
-    file's units (divide by ``scale`` for model units); note that fastMRI
-    k-space is usually oversampled (e.g. 640 x 368) while the reference
-    reconstruction is cropped to 320 x 320.
+    HDF5 attributes, how the slices were squared).
     """
 
     data: np.ndarray
@@ -28,7 +24,6 @@ class Volume:
     format: str
     scale: float = 1.0
     meta: dict = field(default_factory=dict)
-    kspace: np.ndarray | None = None
 
     @property
     def n_slices(self) -> int:

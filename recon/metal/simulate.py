@@ -167,6 +167,19 @@ def water_bhc_coefficients(energies: np.ndarray, weights: np.ndarray, max_cm: fl
     return np.linalg.lstsq(design, p_mono, rcond=None)[0]
 
 
+def _polychromatic_scan(integrals: torch.Tensor, materials: list[str], photons: float, scatter_photons: float,
+                        seed: int | None) -> torch.Tensor:
+    """-log(I / N0) (M, D) of a 120 kVp scan through material line integrals (K, M, D) at the reference
+    energy, with Poisson noise drawn with ``seed`` (None: expected counts) and counts below 1 set to 1."""
+    energies, weights = spectrum()
+    ratios = np.stack([mass_attenuation(name, energies) / mass_attenuation(name, REFERENCE_KEV) for name in materials])
+    exponent = torch.einsum("kmd,ke->emd", integrals, torch.from_numpy(ratios))
+    expected = photons * torch.einsum("emd,e->md", torch.exp(-exponent), torch.from_numpy(weights))
+    expected = expected + scatter_photons
+    counts = expected if seed is None else torch.poisson(expected, generator=torch.Generator().manual_seed(seed))
+    return -torch.log(counts.clamp(min=1.0) / photons)
+
+
 def simulate_metal(image_hu: np.ndarray | torch.Tensor, seed: int, pixel_size_cm: float | None = None,
                    n_implants: int | None = None, kinds: tuple[str, ...] = IMPLANT_KINDS,
                    materials: tuple[str, ...] = METALS, photons: float = 2e7, scatter_photons: float = 20.0,
@@ -221,20 +234,10 @@ def simulate_metal(image_hu: np.ndarray | torch.Tensor, seed: int, pixel_size_cm
              material: fraction * float(linear_attenuation(material, REFERENCE_KEV))}
     stack = torch.from_numpy(np.stack(list(parts.values()))[:, None]).float()  # float32: the cached matrix
     integrals = radon.forward(stack).double()[:, 0] * pixel_cm  # (3, M, D)
-
-    # Polychromatic transmission, noise and the log.
-    energies, weights = spectrum()
-    ratios = np.stack([mass_attenuation(name, energies) / mass_attenuation(name, REFERENCE_KEV) for name in parts])
-    exponent = torch.einsum("kmd,ke->emd", integrals, torch.from_numpy(ratios))
-    expected = photons * torch.einsum("emd,e->md", torch.exp(-exponent), torch.from_numpy(weights))
-    expected = expected + scatter_photons
-    if noise:
-        counts = torch.poisson(expected, generator=torch.Generator().manual_seed(seed))
-    else:
-        counts = expected
-    p_poly = -torch.log(counts.clamp(min=1.0) / photons)
+    p_poly = _polychromatic_scan(integrals, list(parts), photons, scatter_photons, seed if noise else None)
 
     # Water beam-hardening correction and conversion to model-unit sinograms.
+    energies, weights = spectrum()
     coeffs = water_bhc_coefficients(energies, weights, max_cm=np.sqrt(2) * n * pixel_cm)
     p_bhc = coeffs[0] * p_poly + coeffs[1] * p_poly ** 2 + coeffs[2] * p_poly ** 3
     sinogram = (p_bhc / (4.0 * mu_w * pixel_cm)).float()[None, None]

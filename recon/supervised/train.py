@@ -35,7 +35,7 @@ import io
 import math
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -144,6 +144,84 @@ def _changed(stored: dict[str, Any], now: dict[str, Any], prefix: str = "") -> l
     return out
 
 
+@dataclass
+class _Run:
+    """A training run's state: the network, its optimiser, how far it got, its log and settings."""
+
+    model: ResidualUNet
+    opt: torch.optim.Optimizer
+    setup: dict[str, Any]
+    run_dir: Path
+    step: int = 0
+    wall_before: float = 0.0
+    log: list = field(default_factory=list)
+
+    def save(self, wall: float) -> None:
+        """A checkpoint of the run at its current step, and its CSV log."""
+        tensors, groups = _tensors(self.model, self.opt)
+        ckpt.save_checkpoint(self.run_dir, self.step, tensors, {"setup": self.setup, "log": self.log,
+                                                                "wall_time_s": wall,
+                                                                "optimizer": {"param_groups": groups}})
+        ckpt.write_bytes_atomic(self.run_dir / "train_log.csv", _csv(self.log))
+
+
+def _open_run(setup: dict[str, Any], network: UNetConfig, settings: TrainSettings, run_dir: Path,
+              dev: torch.device) -> _Run:
+    """A fresh run, or the newest checkpoint in ``run_dir`` when it holds one with the same settings."""
+    torch.manual_seed(settings.seed)
+    model = ResidualUNet(network).to(dev)
+    run = _Run(model, torch.optim.Adam(model.parameters(), lr=settings.lr), setup, run_dir)
+    latest = ckpt.latest_checkpoint(run_dir)
+    if latest is not None:
+        tensors, state = ckpt.load_checkpoint(latest)
+        changed = _changed(state.get("setup", {}), setup)
+        if changed:
+            raise InputError(f"{run_dir}: holds a run with other settings ({', '.join(changed[:4])}); "
+                             "use the same settings to resume, or another --run-dir")
+        _restore(model, run.opt, {k: v.to(dev) for k, v in tensors.items()}, state["optimizer"]["param_groups"])
+        run.step, run.wall_before, run.log = int(state["step"]), float(state["wall_time_s"]), state["log"]
+    return run
+
+
+def _train(run: _Run, images: torch.Tensor, measurement, settings: TrainSettings, hflip: bool,
+           dev: torch.device, progress: bool) -> float:
+    """Optimise until ``settings.steps``, logging and checkpointing; returns the run's wall time in seconds."""
+    plan = BatchPlan(int(images.shape[0]), settings.batch_size, settings.seed)
+    t0 = time.perf_counter()
+    window_loss, window_n, window_t = 0.0, 0, t0
+    bar = tqdm(total=settings.steps, initial=min(run.step, settings.steps), disable=not progress, unit="step",
+               dynamic_ncols=True)
+    try:
+        while run.step < settings.steps:
+            gen = plan.generator(run.step)
+            flips = torch.rand(settings.batch_size, generator=gen) < 0.5
+            x = images[plan.indices(run.step)]
+            if hflip:
+                x = torch.where(flips.view(-1, 1, 1, 1), x.flip(-1), x)
+            x = x.to(dev)
+            with torch.no_grad():
+                inputs = network_input(measurement, x)
+            lr = settings.learning_rate(run.step)
+            loss = optimise(run.model, run.opt, inputs, x, lr, settings.grad_clip)
+            run.step += 1
+            window_loss, window_n = window_loss + loss, window_n + 1
+            bar.update(1)
+            if run.step % settings.log_every == 0 or run.step == settings.steps:
+                now = time.perf_counter()
+                ips = window_n * settings.batch_size / max(now - window_t, 1e-9)
+                run.log.append({"step": run.step, "loss_per_pixel": window_loss / window_n, "lr": lr,
+                                "images_per_s": ips, "wall_time_s": run.wall_before + now - t0})
+                bar.set_postfix(loss=f"{window_loss / window_n:.3g}", img_s=f"{ips:.1f}")
+                window_loss, window_n, window_t = 0.0, 0, now
+            if run.step % settings.ckpt_every == 0 or run.step == settings.steps:
+                paused = time.perf_counter()
+                run.save(run.wall_before + paused - t0)
+                window_t += time.perf_counter() - paused  # images/s counts training time only
+    finally:
+        bar.close()
+    return run.wall_before + time.perf_counter() - t0
+
+
 def train_postprocessing(data_h5: str | Path, task: str, prefix: str | Path, *, n_views: int | None = None,
                          accel: float | None = None, settings: TrainSettings = TrainSettings(),
                          network: UNetConfig = UNetConfig(), run_dir: str | Path | None = None,
@@ -173,91 +251,37 @@ def train_postprocessing(data_h5: str | Path, task: str, prefix: str | Path, *, 
     images, manifest = read_images(data_h5, "train")
     size = int(images.shape[-1])
     task_setting = training_task(task, size, n_views, accel)
-    params = task_record(task_setting, size)
     modality = task_setting.modality
     if manifest.get("modality", modality) != modality:
         raise InputError(f"--data {data_h5}: holds {manifest['modality']} images, but --task {task} needs {modality}")
     run_dir = Path(run_dir) if run_dir is not None else Path("runs") / "supervised" / Path(prefix).name
     hflip = modality == "mri"
-    setup = {"task": task, "measurement": params, "network": network.to_dict(), "batch_size": settings.batch_size,
-             "lr": settings.lr, "seed": settings.seed, "grad_clip": settings.grad_clip, "hflip": hflip,
+    setup = {"task": task, "measurement": task_record(task_setting, size), "network": network.to_dict(),
+             "batch_size": settings.batch_size, "lr": settings.lr, "seed": settings.seed,
+             "grad_clip": settings.grad_clip, "hflip": hflip,
              "dataset": {"file": data_h5.name, "sha256": ckpt.sha256_file(data_h5), "n_train": int(images.shape[0]),
                          "manifest": manifest}}
-
     old_threads = torch.get_num_threads()
     if threads is not None:
         torch.set_num_threads(threads)
     try:
-        torch.manual_seed(settings.seed)
-        model = ResidualUNet(network).to(dev)
-        opt = torch.optim.Adam(model.parameters(), lr=settings.lr)
-        step, wall_before, log = 0, 0.0, []
-        latest = ckpt.latest_checkpoint(run_dir)
-        if latest is not None:
-            tensors, state = ckpt.load_checkpoint(latest)
-            changed = _changed(state.get("setup", {}), setup)
-            if changed:
-                raise InputError(f"{run_dir}: holds a run with other settings ({', '.join(changed[:4])}); "
-                                 "use the same settings to resume, or another --run-dir")
-            _restore(model, opt, {k: v.to(dev) for k, v in tensors.items()}, state["optimizer"]["param_groups"])
-            step, wall_before, log = int(state["step"]), float(state["wall_time_s"]), state["log"]
-        measurement = task_setting.measurement(size)
-        plan = BatchPlan(int(images.shape[0]), settings.batch_size, settings.seed)
-
-        def save(at_step: int, wall: float) -> None:
-            tensors, groups = _tensors(model, opt)
-            ckpt.save_checkpoint(run_dir, at_step, tensors, {"setup": setup, "log": log, "wall_time_s": wall,
-                                                             "optimizer": {"param_groups": groups}})
-            ckpt.write_bytes_atomic(run_dir / "train_log.csv", _csv(log))
-
-        t0 = time.perf_counter()
-        window_loss, window_n, window_t = 0.0, 0, t0
-        bar = tqdm(total=settings.steps, initial=min(step, settings.steps), disable=not progress, unit="step",
-                   dynamic_ncols=True)
-        try:
-            while step < settings.steps:
-                gen = plan.generator(step)
-                flips = torch.rand(settings.batch_size, generator=gen) < 0.5
-                x = images[plan.indices(step)]
-                if hflip:
-                    x = torch.where(flips.view(-1, 1, 1, 1), x.flip(-1), x)
-                x = x.to(dev)
-                with torch.no_grad():
-                    inputs = network_input(measurement, x)
-                lr = settings.learning_rate(step)
-                loss = optimise(model, opt, inputs, x, lr, settings.grad_clip)
-                step += 1
-                window_loss, window_n = window_loss + loss, window_n + 1
-                bar.update(1)
-                if step % settings.log_every == 0 or step == settings.steps:
-                    now = time.perf_counter()
-                    ips = window_n * settings.batch_size / max(now - window_t, 1e-9)
-                    log.append({"step": step, "loss_per_pixel": window_loss / window_n, "lr": lr,
-                                "images_per_s": ips, "wall_time_s": wall_before + now - t0})
-                    bar.set_postfix(loss=f"{window_loss / window_n:.3g}", img_s=f"{ips:.1f}")
-                    window_loss, window_n, window_t = 0.0, 0, now
-                if step % settings.ckpt_every == 0 or step == settings.steps:
-                    paused = time.perf_counter()
-                    save(step, wall_before + paused - t0)
-                    window_t += time.perf_counter() - paused  # images/s counts training time only
-        finally:
-            bar.close()
-        wall = wall_before + time.perf_counter() - t0
-        rates = [row["images_per_s"] for row in log]
+        run = _open_run(setup, network, settings, run_dir, dev)
+        wall = _train(run, images, task_setting.measurement(size), settings, hflip, dev, progress)
+        rates = [row["images_per_s"] for row in run.log]
         meta = {
             "id": Path(prefix).name, "kind": KIND[task], "task": task, "modality": modality, "size": size,
-            "intensity": manifest.get("intensity", modality), "measurement": params,
+            "intensity": manifest.get("intensity", modality), "measurement": setup["measurement"],
             "network": {"type": "residual-unet", **network.to_dict()},
-            "training": {"steps": step, "batch_size": settings.batch_size, "lr": settings.lr,
+            "training": {"steps": run.step, "batch_size": settings.batch_size, "lr": settings.lr,
                          "lr_schedule": f"cosine to {LR_FLOOR} lr", "optimizer": "adam",
                          "grad_clip": settings.grad_clip, "loss": "mean squared error per pixel",
                          "seed": settings.seed, "hflip": hflip, "wall_time_s": wall,
                          "images_per_s": sum(rates) / len(rates) if rates else None,
                          "hardware": hardware(dev, 1), "torch": torch.__version__},
-            "dataset": setup["dataset"], "log": log,
+            "dataset": setup["dataset"], "log": run.log,
         }
-        wpath, jpath = save_postprocessing(prefix, model.state_dict(), meta)
-        ckpt.write_bytes_atomic(jpath.with_name(jpath.stem + ".train.csv"), _csv(log))
+        wpath, jpath = save_postprocessing(prefix, run.model.state_dict(), meta)
+        ckpt.write_bytes_atomic(jpath.with_name(jpath.stem + ".train.csv"), _csv(run.log))
         return wpath, jpath
     finally:
         torch.set_num_threads(old_threads)

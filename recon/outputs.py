@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from recon.resample import resize
 from recon.tasks import Task
 from recon.units import hu_to_model
 
@@ -42,8 +43,6 @@ class RunResult:
     @staticmethod
     def gather(parts: list[dict], wall: float, size: int, side: int) -> "RunResult":
         """Every process's batches in slice order, resized back from ``size`` to ``side``."""
-        from recon.pipeline import resize
-
         batches = sorted((b for part in parts for b in part["batches"]), key=lambda b: b["start"])
         nfe, params = next(((p["nfe"], p["params"]) for p in parts if p["params"]), (0, {}))
 

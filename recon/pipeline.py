@@ -22,6 +22,7 @@ from typing import Any
 import torch
 
 from recon.errors import InputError
+from recon.resample import resize
 from recon.tasks import Task
 
 
@@ -86,12 +87,6 @@ def device_from(name: str | None) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise InputError(f"--device {name}: no CUDA GPU is available")
     return device
-
-
-def resize(images: torch.Tensor, size: int) -> torch.Tensor:
-    """(B, C, H, W) -> (B, C, size, size), bilinear (antialiased when shrinking)."""
-    return torch.nn.functional.interpolate(images, size=(size, size), mode="bilinear", align_corners=False,
-                                           antialias=images.shape[-1] > size)
 
 
 def load_prior(task: Task, name: str | None, device: torch.device):

@@ -69,15 +69,13 @@ class PCOptions(ProximalOptions):
 
 
 @dataclass(frozen=True)
-class ALDOptions(ProximalOptions):
-    """ald: annealed Langevin with the proximal step."""
+class ALDOptions(PCOptions):
+    """ald: annealed Langevin with the proximal step (pc's options, other published values)."""
 
     steps: int = 700
     snr: float = 0.386
-    lam: float = 1.0
     corrector_steps: int = 3
     name: ClassVar[str] = "ald"
-    tuned: ClassVar[tuple[str, ...]] = ("snr", "lam")
 
 
 @dataclass(frozen=True)
@@ -94,16 +92,14 @@ class LangevinOptions(SamplerOptions):
 
 
 @dataclass(frozen=True)
-class ScoreSDEOptions(SamplerOptions):
-    """score-sde: PC with a likelihood gradient against the noisy measurement."""
+class ScoreSDEOptions(LangevinOptions):
+    """score-sde: PC with a likelihood gradient against the noisy measurement (langevin's options)."""
 
     steps: int = 1000
     snr: float = 0.608
     rho: float = 1.231
     corrector_steps: int = 1
-    likelihood_scale: float | None = None
     name: ClassVar[str] = "score-sde"
-    tuned: ClassVar[tuple[str, ...]] = ("snr", "rho")
 
 
 @dataclass(frozen=True)

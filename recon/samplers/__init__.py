@@ -52,11 +52,6 @@ class SamplerSpec:
     description: str
     denoise_at_end: bool = True
 
-    @staticmethod
-    def options_of(name: str) -> tuple[str, ...]:
-        """The options sampler ``name`` reads besides ``steps``."""
-        return OPTIONS[name].tuned
-
 
 DEFAULT_SAMPLER = "dds"
 """The sampler of ``recon ct/mri/mar`` and ``recon tune`` without ``--sampler``: the fastest one
@@ -66,19 +61,20 @@ CS-TV, and is within that target on the test slices too (CT far above pc-2000; M
 +0.011 SSIM). ``--sampler pc`` is the paper's."""
 
 SAMPLERS: dict[str, SamplerSpec] = {
-    "pc": SamplerSpec(pc.run, True, False,
-                      "predictor-corrector with the proximal data-consistency step (the paper's method)"),
-    "ald": SamplerSpec(ald.run, True, False, "ALD + ours: annealed Langevin with the proximal step"),
-    "langevin": SamplerSpec(langevin.run, False, True,
-                            "Langevin (Jalal et al. 2021): annealed Langevin with a likelihood gradient"),
-    "score-sde": SamplerSpec(score_sde.run, False, True,
-                             "Score SDE: PC with a likelihood gradient against the noisy measurement"),
-    "dds": SamplerSpec(decomposed.run_dds, True, False,
-                       "fast: Tweedie estimate + conjugate-gradient data steps + DDIM re-noising",
-                       denoise_at_end=False),
-    "ddim": SamplerSpec(decomposed.run_ddim, True, False,
-                        "fast: Tweedie estimate + the proximal step + DDIM re-noising", denoise_at_end=False),
+    "pc": SamplerSpec(run=pc.run, proximal=True, likelihood=False,
+                      description="predictor-corrector with the proximal data-consistency step (the paper's method)"),
+    "ald": SamplerSpec(run=ald.run, proximal=True, likelihood=False,
+                       description="ALD + ours: annealed Langevin with the proximal step"),
+    "langevin": SamplerSpec(run=langevin.run, proximal=False, likelihood=True,
+                            description="Langevin (Jalal et al. 2021): annealed Langevin with a likelihood gradient"),
+    "score-sde": SamplerSpec(run=score_sde.run, proximal=False, likelihood=True,
+                             description="Score SDE: PC with a likelihood gradient against the noisy measurement"),
+    "dds": SamplerSpec(run=decomposed.run_dds, proximal=True, likelihood=False, denoise_at_end=False,
+                       description="fast: Tweedie estimate + conjugate-gradient data steps + DDIM re-noising"),
+    "ddim": SamplerSpec(run=decomposed.run_ddim, proximal=True, likelihood=False, denoise_at_end=False,
+                        description="fast: Tweedie estimate + the proximal step + DDIM re-noising"),
 }
+"""Every sampler by name; its options are :data:`recon.samplers.options.OPTIONS` of the same name."""
 
 PROJECTION_TOL, PROJECTION_MAX_ITER = 1e-4, 1000
 """Stopping rule of the final projection onto {A x = y}: relative residual, iterations."""

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from recon.errors import InputError
+from priors.errors import PriorError
 
 # Rank 0 writes sample grids and checkpoints while the others wait at a
 # barrier; allow that to take long.
@@ -56,7 +56,7 @@ def setup(device: str) -> DistInfo:
     local = int(os.environ.get("LOCAL_RANK", "0"))
     if device.startswith("cuda"):
         if not torch.cuda.is_available():
-            raise InputError(f"--device {device}: CUDA is not available on this machine")
+            raise PriorError(f"--device {device}: CUDA is not available on this machine")
         dev = torch.device("cuda", local) if (device == "cuda" and world > 1) else torch.device(device)
         if dev.index is None:
             dev = torch.device("cuda", torch.cuda.current_device())
@@ -64,7 +64,7 @@ def setup(device: str) -> DistInfo:
     elif device == "cpu":
         dev = torch.device("cpu")
     else:
-        raise InputError(f"--device {device}: expected cpu, cuda or cuda:N")
+        raise PriorError(f"--device {device}: expected cpu, cuda or cuda:N")
     if world > 1 and not dist.is_initialized():
         backend = "nccl" if dev.type == "cuda" else "gloo"
         kwargs = {"device_id": dev} if dev.type == "cuda" else {}

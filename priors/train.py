@@ -47,10 +47,10 @@ from tqdm import tqdm
 from priors import checkpoint as ckpt
 from priors.config import PRESETS, RunConfig, network_to_dict
 from priors.distributed import DistInfo, barrier, mean_over_ranks, setup, teardown
+from priors.errors import PriorError
 from priors.losses import dsm_loss, sample_times
 from priors.ncsnpp import NCSNpp
 from priors.sde import SIGMA_MIN, T_EPS, VESDE, largest_pairwise_distance
-from recon.errors import InputError
 
 # Published sampler settings (thesis tables 8.1-8.3), used until tuned for a prior.
 PUBLISHED_DEFAULTS: dict[str, dict[str, dict[str, float]]] = {
@@ -73,15 +73,15 @@ def read_images(path: str | Path, split: str = "train") -> tuple[torch.Tensor, d
         with h5py.File(path, "r") as f:
             key = f"{split}/images"
             if key not in f:
-                raise InputError(f"{path}: no dataset /{key}")
+                raise PriorError(f"{path}: no dataset /{key}")
             images = torch.from_numpy(np.asarray(f[key], dtype=np.float32))
             raw = f.attrs.get("manifest", "{}")
     except OSError as exc:
-        raise InputError(f"{path}: cannot read as HDF5 ({exc})") from None
+        raise PriorError(f"{path}: cannot read as HDF5 ({exc})") from None
     if images.dim() != 4 or images.shape[1] != 1 or images.shape[2] != images.shape[3] or images.shape[0] < 2:
-        raise InputError(f"{path}: /{split}/images must be (N>=2, 1, H, H), got {tuple(images.shape)}")
+        raise PriorError(f"{path}: /{split}/images must be (N>=2, 1, H, H), got {tuple(images.shape)}")
     if not torch.isfinite(images).all():
-        raise InputError(f"{path}: /{split}/images contains NaN or infinite values")
+        raise PriorError(f"{path}: /{split}/images contains NaN or infinite values")
     manifest = json.loads(raw.decode() if isinstance(raw, bytes) else str(raw))
     return images, manifest if isinstance(manifest, dict) else {"manifest": manifest}
 
@@ -263,7 +263,7 @@ class Trainer:
         self.progress = progress and self.dist.is_main
         self.data_path = Path(data)
         if not self.data_path.is_file():
-            raise InputError(f"--data {data}: no such file")
+            raise PriorError(f"--data {data}: no such file")
         self.images, manifest = read_images(self.data_path)
         latest = ckpt.latest_checkpoint(self.run_dir)
         tensors: dict[str, torch.Tensor] = {}
@@ -275,14 +275,14 @@ class Trainer:
             stored = RunConfig.from_dict(state["config"])
             if config is not None and dataclasses.replace(
                     config.network, image_size=stored.network.image_size) != stored.network:
-                raise InputError(f"{self.run_dir}: holds a run with a different network; "
+                raise PriorError(f"{self.run_dir}: holds a run with a different network; "
                                  "resume without --config or choose a new -o folder")
             cfg = RunConfig.from_dict({"network": state["config"]["network"],
                                        "train": {**state["config"]["train"], **(overrides or {})}})
         self.cfg = cfg
         tc = cfg.train
         if tc.batch_size % self.dist.world_size:
-            raise InputError(f"--batch-size {tc.batch_size}: must be divisible by the {self.dist.world_size} processes")
+            raise PriorError(f"--batch-size {tc.batch_size}: must be divisible by the {self.dist.world_size} processes")
         self.hflip = tc.hflip
 
         if state is None:
@@ -294,7 +294,7 @@ class Trainer:
             self.meta["training"] = self._training_record(self.meta["modality"])
             digest = images_sha256(self.images)
             if not same_training_data(self.meta["dataset"], self.data_path, digest, self.images.shape[0], manifest):
-                raise InputError(f"--data {data}: differs from the dataset this run was trained on "
+                raise PriorError(f"--data {data}: differs from the dataset this run was trained on "
                                  "(its training images' sha256); choose a new -o folder")
             self.meta["dataset"]["images_sha256"] = digest  # equal to the stored one when there is one
             self.step, self.wall_before = int(state["step"]), float(state["wall_time_s"])
@@ -333,7 +333,7 @@ class Trainer:
         tc = self.cfg.train
         modality = modality or manifest.get("modality")
         if modality not in ("ct", "mri"):
-            raise InputError(f"{self.data_path}: modality unknown (manifest says {manifest.get('modality')!r}); "
+            raise PriorError(f"{self.data_path}: modality unknown (manifest says {manifest.get('modality')!r}); "
                              "pass --modality ct or --modality mri")
         size = int(self.images.shape[-1])
         sigma_max = tc.sigma_max or largest_pairwise_distance(

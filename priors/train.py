@@ -46,6 +46,7 @@ from tqdm import tqdm
 
 from priors import checkpoint as ckpt
 from priors.config import PRESETS, RunConfig, network_to_dict
+from priors.discretisation import DEFAULT_SNR, pc_level
 from priors.distributed import DistInfo, barrier, mean_over_ranks, setup, teardown
 from priors.errors import PriorError
 from priors.losses import dsm_loss, sample_times
@@ -159,27 +160,25 @@ def ema_decay(ema: float, step: int) -> float:
 
 @torch.no_grad()
 def pc_sample(score_fn: ScoreFn, sde: VESDE, shape: tuple[int, ...], n_steps: int,
-              generator: torch.Generator, device: torch.device | str = "cpu", snr: float = 0.16) -> torch.Tensor:
-    """Unconditional PC sampling (Langevin corrector, reverse-diffusion predictor).
+              generator: torch.Generator, device: torch.device | str = "cpu", snr: float = DEFAULT_SNR
+              ) -> torch.Tensor:
+    """Unconditional PC sampling (:func:`~priors.discretisation.pc_level`, one corrector step per level).
 
-    2 n_steps score evaluations; returns the final denoised mean (shape).
+    The noise is drawn from ``generator`` on the CPU, then moved to ``device``.
+    2 n_steps + 1 score evaluations; returns the Tweedie-denoised final state
+    x + sigma_min^2 s(x, sigma_min) (shape).
     """
-    def noise() -> torch.Tensor:
-        return torch.randn(shape, generator=generator).to(device)
+    def score(x: torch.Tensor, sigma: float) -> torch.Tensor:
+        return score_fn(x, torch.full((shape[0],), sigma, device=device))
 
-    sigmas = sde.discrete_sigmas(n_steps).tolist() + [0.0]
+    def noise(like: torch.Tensor) -> torch.Tensor:
+        return torch.randn(like.shape, generator=generator).to(device)
+
+    sigmas = sde.discrete_sigmas(n_steps).tolist()
     x = sde.prior_sample(shape, generator=generator).to(device)
-    x_mean = x
-    for sigma, nxt in zip(sigmas[:-1], sigmas[1:]):
-        s = torch.full((shape[0],), sigma, device=device)
-        g, z = score_fn(x, s), noise()
-        ratio = z.flatten(1).norm(dim=1) / g.flatten(1).norm(dim=1).clamp_min(1e-12)
-        eps = (2 * (snr * ratio) ** 2).view(-1, *([1] * (len(shape) - 1)))
-        x = x + eps * g + (2 * eps).sqrt() * z
-        var = sigma ** 2 - nxt ** 2
-        x_mean = x + var * score_fn(x, s)
-        x = x_mean + math.sqrt(var) * noise()
-    return x_mean
+    for sigma, sigma_next in zip(sigmas, sigmas[1:] + [0.0]):
+        x = pc_level(x, score, sigma, sigma_next, snr, 1, noise)
+    return x + sigmas[-1] ** 2 * score(x, sigmas[-1])
 
 
 def save_grid(images: torch.Tensor, path: str | Path) -> None:

@@ -25,6 +25,7 @@ from typing import Callable
 
 import torch
 
+from priors.discretisation import DEFAULT_SNR, STEP_NORMS
 from recon.errors import InputError
 from recon.samplers import ald, core, decomposed, langevin, pc, score_sde
 from recon.samplers.consistency import (FORMS, STABLE_FBP_WINDOWS, DataConsistency, default_form, project,
@@ -89,7 +90,7 @@ SAMPLERS: dict[str, SamplerSpec] = {
 # released BraTS configs for the other samplers, and the released code's VE
 # default snr otherwise.
 FALLBACK_DEFAULTS: dict[str, dict[str | None, dict[str, float]]] = {
-    "pc": {None: {"snr": 0.16, "lam": 1.0}, "ct-sparse-view": {"snr": 0.246, "lam": 0.841},
+    "pc": {None: {"snr": DEFAULT_SNR, "lam": 1.0}, "ct-sparse-view": {"snr": 0.246, "lam": 0.841},
            "ct-mar": {"snr": 0.209, "lam": 0.227}, "mri": {"snr": 0.577, "lam": 0.982}},
     "ald": {None: {"snr": 0.386, "lam": 1.0}},
     "langevin": {None: {"snr": 0.212, "rho": 0.713}},
@@ -264,7 +265,7 @@ def reconstruct(prior, measurement, y: torch.Tensor, sampler: str = DEFAULT_SAMP
     _check(corrector_steps >= 0, f"corrector steps must be >= 0, got {corrector_steps}")
     _check(n_samples >= 1, f"--samples: must be >= 1, got {n_samples}")
     _check(form in FORMS, f"unknown data-consistency form {form!r}; choose one of {', '.join(FORMS)}")
-    _check(step_norm in core.STEP_NORMS, f"step_norm must be one of {', '.join(core.STEP_NORMS)}, got {step_norm!r}")
+    _check(step_norm in STEP_NORMS, f"step_norm must be one of {', '.join(STEP_NORMS)}, got {step_norm!r}")
     given = {"snr": snr, "lam": lam, "rho": rho, "eta": eta, "cg_steps": cg_steps, "gamma": gamma,
              "start_sigma": start_sigma, "start_from": start_from}
     values = {name: defaults[name] if given[name] is None else given[name] for name in spec.options}
@@ -342,7 +343,7 @@ def reconstruct(prior, measurement, y: torch.Tensor, sampler: str = DEFAULT_SAMP
 
 
 def sample(prior, n: int, sampler: str = "pc", *, shape: tuple[int, int] | None = None, steps: int | None = None,
-           snr: float = 0.16, corrector_steps: int | None = None, step_norm: str = "image", seed: int = 0,
+           snr: float = DEFAULT_SNR, corrector_steps: int | None = None, step_norm: str = "image", seed: int = 0,
            device: torch.device | str = "cpu", progress: bool = True) -> torch.Tensor:
     """n unconditional samples (n, 1, H, W) from the prior with ``pc`` or ``ald`` (Tweedie-denoised).
 

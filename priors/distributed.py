@@ -2,12 +2,14 @@
 
 Launched by ``torchrun`` the environment carries RANK, WORLD_SIZE,
 LOCAL_RANK, MASTER_ADDR and MASTER_PORT; without them training runs as a
-single process. The backend is NCCL on CUDA and gloo on CPU.
+single process. The backend is NCCL on CUDA and gloo on CPU. :func:`hardware`
+names the compute a run used, for its metadata.
 """
 from __future__ import annotations
 
 import datetime
 import os
+import platform
 from dataclasses import dataclass
 
 import torch
@@ -89,3 +91,12 @@ def mean_over_ranks(value: float, info: DistInfo) -> float:
 def teardown(info: DistInfo) -> None:
     if info.distributed and dist.is_initialized():
         dist.destroy_process_group()
+
+
+def hardware(device: torch.device, world_size: int) -> str:
+    """One line naming the compute used."""
+    if device.type == "cuda":
+        what = torch.cuda.get_device_name(device)
+    else:
+        what = f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads"
+    return f"{world_size} x {what}" if world_size > 1 else what

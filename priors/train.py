@@ -2,7 +2,7 @@
 
 Data: an HDF5 file with ``/train/images`` (N, 1, H, W) float32 in model units
 and a root attribute ``manifest`` (JSON). The training split is held in
-memory.
+memory (:mod:`priors.training_data`).
 
 Schedule: Adam (lr 2e-4, linear warm-up), gradient norm clipped to 1, EMA
 0.999 of the weights (the EMA copy is what sampling and export use). The VE
@@ -29,16 +29,13 @@ import copy
 import csv
 import dataclasses
 import io
-import json
 import math
 import os
-import platform
 import random
 import time
 from pathlib import Path
 from typing import Any, Callable
 
-import h5py
 import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
@@ -47,11 +44,12 @@ from tqdm import tqdm
 from priors import checkpoint as ckpt
 from priors.config import PRESETS, RunConfig, network_to_dict
 from priors.discretisation import DEFAULT_SNR, pc_level
-from priors.distributed import DistInfo, barrier, mean_over_ranks, setup, teardown
+from priors.distributed import DistInfo, barrier, hardware, mean_over_ranks, setup, teardown
 from priors.errors import PriorError
 from priors.losses import dsm_loss, sample_times
 from priors.ncsnpp import NCSNpp
 from priors.sde import SIGMA_MIN, T_EPS, VESDE, largest_pairwise_distance
+from priors.training_data import BatchPlan, images_sha256, read_images, same_training_data, seed_of
 
 # Published sampler settings (thesis tables 8.1-8.3), used until tuned for a prior.
 PUBLISHED_DEFAULTS: dict[str, dict[str, dict[str, float]]] = {
@@ -63,83 +61,6 @@ INTENSITY = {
     "mri": "mri: magnitude / 99.5th percentile of the magnitude (recon.units.robust_scale)",
 }
 LOG_FIELDS = ("step", "loss_per_pixel", "grad_norm", "lr", "images_per_s", "wall_time_s")
-
-
-# ---------------------------------------------------------------- data
-
-def read_images(path: str | Path, split: str = "train") -> tuple[torch.Tensor, dict[str, Any]]:
-    """(N, 1, H, W) float32 images of one split and the file's manifest dict."""
-    path = Path(path)
-    try:
-        with h5py.File(path, "r") as f:
-            key = f"{split}/images"
-            if key not in f:
-                raise PriorError(f"{path}: no dataset /{key}")
-            images = torch.from_numpy(np.asarray(f[key], dtype=np.float32))
-            raw = f.attrs.get("manifest", "{}")
-    except OSError as exc:
-        raise PriorError(f"{path}: cannot read as HDF5 ({exc})") from None
-    if images.dim() != 4 or images.shape[1] != 1 or images.shape[2] != images.shape[3] or images.shape[0] < 2:
-        raise PriorError(f"{path}: /{split}/images must be (N>=2, 1, H, H), got {tuple(images.shape)}")
-    if not torch.isfinite(images).all():
-        raise PriorError(f"{path}: /{split}/images contains NaN or infinite values")
-    manifest = json.loads(raw.decode() if isinstance(raw, bytes) else str(raw))
-    return images, manifest if isinstance(manifest, dict) else {"manifest": manifest}
-
-
-def images_sha256(images: torch.Tensor) -> str:
-    """sha256 of the images' float32 bytes in C order: the training data's identity, whatever file holds it."""
-    return ckpt.sha256_bytes(images.detach().cpu().to(torch.float32).contiguous().numpy().tobytes())
-
-
-def same_training_data(stored: dict[str, Any], path: Path, digest: str, n_images: int, manifest: dict[str, Any]
-                       ) -> bool:
-    """Whether the ``n_images`` training images of ``path`` (content hash ``digest``, :func:`images_sha256`;
-    file manifest ``manifest``) are the data a run's metadata ``stored`` describes.
-
-    Runs record the images' content hash, so a dataset rebuilt by ``recon data build`` (a new file:
-    its manifest stamps the build time) still resumes. Runs from before that recorded the file's
-    hash only; for them the same file, or the same manifest apart from its ``created`` time (the
-    generator, its version, seeds and counts) and the same number of images, is accepted.
-    """
-    if "images_sha256" in stored:
-        return digest == stored["images_sha256"]
-    if ckpt.sha256_file(path) == stored.get("sha256"):
-        return True
-    recipe = _recipe(stored.get("manifest"))
-    return bool(recipe) and recipe == _recipe(manifest) and stored.get("n_train") == n_images
-
-
-def _recipe(manifest: dict[str, Any] | None) -> dict[str, Any]:
-    """A dataset manifest without its build time."""
-    return {k: v for k, v in (manifest or {}).items() if k != "created"}
-
-
-def _seed_of(*keys: int) -> int:
-    """A well-mixed 63-bit seed from integer keys."""
-    return int(np.random.SeedSequence([int(k) for k in keys]).generate_state(1, dtype=np.uint64)[0] >> 1)
-
-
-class BatchPlan:
-    """Global batch indices for step k from per-epoch permutations seeded by (seed, epoch)."""
-
-    def __init__(self, n: int, batch_size: int, seed: int) -> None:
-        self.n, self.batch_size, self.seed = n, batch_size, seed
-        self._perms: dict[int, torch.Tensor] = {}
-
-    def _perm(self, epoch: int) -> torch.Tensor:
-        if epoch not in self._perms:
-            self._perms = {e: p for e, p in self._perms.items() if e >= epoch - 1}
-            gen = torch.Generator().manual_seed(_seed_of(self.seed, 1, epoch))
-            self._perms[epoch] = torch.randperm(self.n, generator=gen)
-        return self._perms[epoch]
-
-    def indices(self, step: int) -> torch.Tensor:
-        pos = step * self.batch_size + torch.arange(self.batch_size)
-        return torch.stack([self._perm(int(p) // self.n)[int(p) % self.n] for p in pos])
-
-    def generator(self, step: int) -> torch.Generator:
-        return torch.Generator().manual_seed(_seed_of(self.seed, 2, step))
 
 
 # ---------------------------------------------------------------- sampling for progress grids
@@ -224,15 +145,6 @@ def set_rng_state(state: dict[str, Any]) -> None:
     np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), pos, has_gauss, gauss))
     version, internal, gauss_next = state["python"]
     random.setstate((version, tuple(internal), gauss_next))
-
-
-def hardware(device: torch.device, world_size: int) -> str:
-    """One line naming the compute used."""
-    if device.type == "cuda":
-        what = torch.cuda.get_device_name(device)
-    else:
-        what = f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads"
-    return f"{world_size} x {what}" if world_size > 1 else what
 
 
 # ---------------------------------------------------------------- the trainer
@@ -336,7 +248,7 @@ class Trainer:
                              "pass --modality ct or --modality mri")
         size = int(self.images.shape[-1])
         sigma_max = tc.sigma_max or largest_pairwise_distance(
-            self.images, tc.max_pairs, torch.Generator().manual_seed(_seed_of(tc.seed, 3)))
+            self.images, tc.max_pairs, torch.Generator().manual_seed(seed_of(tc.seed, 3)))
         return {
             "id": prior_id or f"{modality}-{size}",
             "modality": modality,
@@ -464,7 +376,7 @@ class Trainer:
         """PNG of unconditional EMA samples at the current step (rank 0)."""
         tc = self.cfg.train
         if self.dist.is_main:
-            gen = torch.Generator().manual_seed(_seed_of(tc.seed, 4))
+            gen = torch.Generator().manual_seed(seed_of(tc.seed, 4))
             shape = (tc.n_samples, *self.images.shape[1:])
             x = pc_sample(self.ema, self.sde, shape, tc.sample_steps, gen, self.dist.device)
             (self.run_dir / "samples").mkdir(exist_ok=True)

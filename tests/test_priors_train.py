@@ -20,7 +20,8 @@ from priors.checkpoint import sha256_file as ckpt_sha
 from priors.config import PRESETS, load_config
 from priors.errors import PriorError
 from priors.losses import dsm_loss
-from priors.train import Trainer, images_sha256, same_training_data, train
+from priors.train import Trainer, train
+from priors.training_data import images_sha256, same_training_data
 from recon.cli import main as cli
 
 ROOT = Path(__file__).resolve().parents[1]

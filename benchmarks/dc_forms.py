@@ -30,6 +30,7 @@ from skimage.transform import resize
 
 import operators
 from priors.analytic import GaussianPrior, squared_exponential_basis
+from priors.discretisation import DEFAULT_SNR
 from recon.samplers import core, pc
 from recon.samplers.consistency import FORMS, DataConsistency, project
 from recon.units import hu_to_model
@@ -81,7 +82,7 @@ def main() -> None:
     parser.add_argument("--lams", type=float, nargs="+", default=[1.0])
     parser.add_argument("--steps", type=int, default=100, help="noise levels N (NFE = 2N + 1)")
     parser.add_argument("--samples", type=int, default=2, help="posterior samples averaged per image")
-    parser.add_argument("--snr", type=float, default=0.16)
+    parser.add_argument("--snr", type=float, default=DEFAULT_SNR)
     parser.add_argument("--length", type=float, default=1.5, help="prior correlation length (pixels)")
     parser.add_argument("--std", type=float, default=0.15, help="prior std of the correlated part")
     parser.add_argument("--nugget", type=float, default=0.03, help="prior std of the white part")

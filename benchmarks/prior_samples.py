@@ -6,8 +6,8 @@ Usage:
 
 Top row of each modality: the first ``--n`` training slices of the dataset;
 bottom row: ``--n`` samples of the bundled prior (PC sampler, ``--steps``
-noise levels, one corrector step, snr 0.16, Tweedie-denoised), CT shown in a
-soft-tissue window.
+noise levels, one corrector step, snr ``priors.discretisation.DEFAULT_SNR``
+(0.16), Tweedie-denoised), CT shown in a soft-tissue window.
 """
 from __future__ import annotations
 

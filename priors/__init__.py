@@ -14,10 +14,10 @@ import torch
 
 from priors.base import ScorePrior
 from priors.config import PRESETS, NetworkConfig, RunConfig, TrainConfig, load_config
+from priors.errors import PriorError
 from priors.learned import PROFILE_SUFFIX, LearnedPrior, profile_path
 from priors.ncsnpp import NCSNpp
 from priors.sde import VESDE, largest_pairwise_distance
-from recon.errors import InputError
 
 BUNDLED_DIR = Path(__file__).resolve().parent / "bundled"
 
@@ -44,4 +44,4 @@ def load(name_or_path: str | Path, device: str | torch.device = "cpu") -> Learne
     if path.exists() or path.with_name(path.name + ".json").exists():
         return LearnedPrior.from_path(path, device)
     names = ", ".join(bundled_names()) or "none installed"
-    raise InputError(f"prior {text}: not a bundled prior ({names}) nor an existing file or run folder")
+    raise PriorError(f"prior {text}: not a bundled prior ({names}) nor an existing file or run folder")

@@ -30,7 +30,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
-from recon.errors import InputError
+from priors.errors import PriorError
 
 PRIOR_FORMAT = "scoreprior-recon.prior"
 CHECKPOINT_FORMAT = "scoreprior-recon.checkpoint"
@@ -75,7 +75,7 @@ def write_json_atomic(path: str | Path, data: Any) -> None:
 
 
 def refuse_pickle(path: str | Path) -> None:
-    """Raise InputError if ``path`` looks like a pickle-based checkpoint."""
+    """Raise PriorError if ``path`` looks like a pickle-based checkpoint."""
     path = Path(path)
     head = b""
     if path.is_file():
@@ -86,7 +86,7 @@ def refuse_pickle(path: str | Path) -> None:
     safetensors_layout = head[8:9] == b"{"
     pickle_magic = any(head.startswith(m) for m in _PICKLE_MAGIC) and not safetensors_layout
     if path.suffix.lower() in PICKLE_SUFFIXES or pickle_magic:
-        raise InputError(f"{path}: refusing a pickle-based checkpoint (unpickling can run arbitrary code); "
+        raise PriorError(f"{path}: refusing a pickle-based checkpoint (unpickling can run arbitrary code); "
                          "use safetensors weights with their JSON metadata")
 
 
@@ -95,9 +95,9 @@ def _read_json(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: not valid JSON metadata ({exc})") from None
+        raise PriorError(f"{path}: not valid JSON metadata ({exc})") from None
     if not isinstance(data, dict):
-        raise InputError(f"{path}: metadata must be a JSON object")
+        raise PriorError(f"{path}: metadata must be a JSON object")
     return data
 
 
@@ -105,16 +105,16 @@ def _read_tensors(path: Path, sha256: str | None) -> dict[str, torch.Tensor]:
     """Read a safetensors file after checking its sha256 against the metadata."""
     refuse_pickle(path)
     if not path.is_file():
-        raise InputError(f"{path}: weights file named in the metadata is missing")
+        raise PriorError(f"{path}: weights file named in the metadata is missing")
     data = path.read_bytes()
     if not sha256:
-        raise InputError(f"{path}: the metadata records no sha256 for the weights; refusing unverified weights")
+        raise PriorError(f"{path}: the metadata records no sha256 for the weights; refusing unverified weights")
     if sha256_bytes(data) != sha256:
-        raise InputError(f"{path}: sha256 of the weights does not match the metadata (file changed or corrupted)")
+        raise PriorError(f"{path}: sha256 of the weights does not match the metadata (file changed or corrupted)")
     try:
         return st_load(data)
     except (SafetensorError, ValueError) as exc:
-        raise InputError(f"{path}: not a valid safetensors file ({exc})") from None
+        raise PriorError(f"{path}: not a valid safetensors file ({exc})") from None
 
 
 def _tensors_bytes(tensors: dict[str, torch.Tensor]) -> bytes:
@@ -166,10 +166,10 @@ def read_prior(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any
     refuse_pickle(p)
     wpath, jpath = prior_paths(p)
     if not jpath.is_file():
-        raise InputError(f"{path}: no prior metadata at {jpath}")
+        raise PriorError(f"{path}: no prior metadata at {jpath}")
     meta = _read_json(jpath)
     if meta.get("format") != PRIOR_FORMAT:
-        raise InputError(f"{jpath}: not a prior metadata file (format {meta.get('format')!r})")
+        raise PriorError(f"{jpath}: not a prior metadata file (format {meta.get('format')!r})")
     wfile = jpath.with_name(Path(meta.get("weights", {}).get("file") or wpath.name).name)
     tensors = _read_tensors(wfile, meta.get("weights", {}).get("sha256"))
     return {k: v.float() if v.is_floating_point() else v for k, v in tensors.items()}, meta
@@ -181,7 +181,7 @@ def _read_run(run_dir: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
         pickles = sorted(q for q in run_dir.rglob("*") if q.suffix.lower() in PICKLE_SUFFIXES)
         if pickles:
             refuse_pickle(pickles[0])
-        raise InputError(f"{run_dir}: no checkpoint found (expected checkpoints/step-*.json)")
+        raise PriorError(f"{run_dir}: no checkpoint found (expected checkpoints/step-*.json)")
     tensors, state = load_checkpoint(ckpt)
     weights = {k[len("ema."):]: v for k, v in tensors.items() if k.startswith("ema.")}
     return weights, prior_meta_from_checkpoint(state)
@@ -243,7 +243,7 @@ def load_checkpoint(json_path: str | Path) -> tuple[dict[str, torch.Tensor], dic
     jpath = Path(json_path)
     state = _read_json(jpath)
     if state.get("format") != CHECKPOINT_FORMAT:
-        raise InputError(f"{jpath}: not a training checkpoint (format {state.get('format')!r})")
+        raise PriorError(f"{jpath}: not a training checkpoint (format {state.get('format')!r})")
     weights = state.get("weights", {})
     wfile = Path(weights.get("file") or jpath.with_suffix(".safetensors").name).name
     return _read_tensors(jpath.with_name(wfile), weights.get("sha256")), state

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from recon.errors import InputError
+from priors.errors import PriorError
 
 
 @dataclass(frozen=True)
@@ -48,10 +48,10 @@ class NetworkConfig:
     def __post_init__(self) -> None:
         levels = len(self.ch_mult)
         if self.image_size % (2 ** (levels - 1)):
-            raise InputError(f"network config: image_size {self.image_size} is not divisible by "
+            raise PriorError(f"network config: image_size {self.image_size} is not divisible by "
                              f"2^{levels - 1} for ch_mult {self.ch_mult}")
         if self.nf < 4 or self.num_res_blocks < 1 or levels < 1:
-            raise InputError("network config: need nf >= 4, num_res_blocks >= 1 and a non-empty ch_mult")
+            raise PriorError("network config: need nf >= 4, num_res_blocks >= 1 and a non-empty ch_mult")
 
 
 @dataclass(frozen=True)
@@ -133,7 +133,7 @@ def _build(cls: type, data: dict[str, Any], where: str) -> Any:
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - names)
     if unknown:
-        raise InputError(f"config: unknown {where} option(s) {', '.join(unknown)}")
+        raise PriorError(f"config: unknown {where} option(s) {', '.join(unknown)}")
     return cls(**data)
 
 
@@ -165,19 +165,19 @@ def load_config(name_or_path: str) -> RunConfig:
         return PRESETS[name_or_path]
     path = Path(name_or_path)
     if not path.is_file():
-        raise InputError(f"--config {name_or_path}: neither a preset ({', '.join(PRESETS)}) nor a JSON file")
+        raise PriorError(f"--config {name_or_path}: neither a preset ({', '.join(PRESETS)}) nor a JSON file")
     try:
         data = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: not valid JSON ({exc})") from None
+        raise PriorError(f"{path}: not valid JSON ({exc})") from None
     if not isinstance(data, dict):
-        raise InputError(f"{path}: expected a JSON object with 'network' and/or 'train'")
+        raise PriorError(f"{path}: expected a JSON object with 'network' and/or 'train'")
     base = PRESETS.get(data.pop("preset", "base"))
     if base is None:
-        raise InputError(f"{path}: unknown preset; choose one of {', '.join(PRESETS)}")
+        raise PriorError(f"{path}: unknown preset; choose one of {', '.join(PRESETS)}")
     unknown = sorted(set(data) - {"network", "train"})
     if unknown:
-        raise InputError(f"{path}: unknown key(s) {', '.join(unknown)}; expected 'network', 'train', 'preset'")
+        raise PriorError(f"{path}: unknown key(s) {', '.join(unknown)}; expected 'network', 'train', 'preset'")
     merged = base.to_dict()
     merged["network"].update(data.get("network", {}))
     merged["train"].update(data.get("train", {}))

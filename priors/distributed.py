@@ -2,18 +2,20 @@
 
 Launched by ``torchrun`` the environment carries RANK, WORLD_SIZE,
 LOCAL_RANK, MASTER_ADDR and MASTER_PORT; without them training runs as a
-single process. The backend is NCCL on CUDA and gloo on CPU.
+single process. The backend is NCCL on CUDA and gloo on CPU. :func:`hardware`
+names the compute a run used, for its metadata.
 """
 from __future__ import annotations
 
 import datetime
 import os
+import platform
 from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
 
-from recon.errors import InputError
+from priors.errors import PriorError
 
 # Rank 0 writes sample grids and checkpoints while the others wait at a
 # barrier; allow that to take long.
@@ -56,7 +58,7 @@ def setup(device: str) -> DistInfo:
     local = int(os.environ.get("LOCAL_RANK", "0"))
     if device.startswith("cuda"):
         if not torch.cuda.is_available():
-            raise InputError(f"--device {device}: CUDA is not available on this machine")
+            raise PriorError(f"--device {device}: CUDA is not available on this machine")
         dev = torch.device("cuda", local) if (device == "cuda" and world > 1) else torch.device(device)
         if dev.index is None:
             dev = torch.device("cuda", torch.cuda.current_device())
@@ -64,7 +66,7 @@ def setup(device: str) -> DistInfo:
     elif device == "cpu":
         dev = torch.device("cpu")
     else:
-        raise InputError(f"--device {device}: expected cpu, cuda or cuda:N")
+        raise PriorError(f"--device {device}: expected cpu, cuda or cuda:N")
     if world > 1 and not dist.is_initialized():
         backend = "nccl" if dev.type == "cuda" else "gloo"
         kwargs = {"device_id": dev} if dev.type == "cuda" else {}
@@ -89,3 +91,12 @@ def mean_over_ranks(value: float, info: DistInfo) -> float:
 def teardown(info: DistInfo) -> None:
     if info.distributed and dist.is_initialized():
         dist.destroy_process_group()
+
+
+def hardware(device: torch.device, world_size: int) -> str:
+    """One line naming the compute used."""
+    if device.type == "cuda":
+        what = torch.cuda.get_device_name(device)
+    else:
+        what = f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads"
+    return f"{world_size} x {what}" if world_size > 1 else what

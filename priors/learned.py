@@ -27,9 +27,9 @@ import torch
 
 from priors.checkpoint import read_prior
 from priors.config import network_from_dict
+from priors.errors import PriorError
 from priors.ncsnpp import NCSNpp
 from priors.sde import VESDE
-from recon.errors import InputError
 
 PROFILE_SUFFIX = ".profile.json"
 
@@ -52,12 +52,12 @@ def read_profile(path: str | Path) -> dict[str, dict[str, dict[str, Any]]]:
     try:
         data = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: not a valid prior profile ({exc})") from None
+        raise PriorError(f"{path}: not a valid prior profile ({exc})") from None
     valid = isinstance(data, dict) and all(
         isinstance(samplers, dict) and all(isinstance(e, dict) and isinstance(e.get("values"), dict)
                                            for e in samplers.values()) for samplers in data.values())
     if not valid:
-        raise InputError(f"{path}: a prior profile must map task -> sampler -> {{\"values\": {{...}}, ...}}")
+        raise PriorError(f"{path}: a prior profile must map task -> sampler -> {{\"values\": {{...}}, ...}}")
     return data
 
 
@@ -90,11 +90,11 @@ def apply_profile(meta: dict[str, Any], profile: dict[str, dict[str, dict[str, A
 def build_network(weights: dict[str, torch.Tensor], meta: dict[str, Any], where: str = "prior") -> NCSNpp:
     """The network described by ``meta["network"]`` carrying ``weights``.
 
-    Raises InputError when the weights do not fit that architecture (missing,
+    Raises PriorError when the weights do not fit that architecture (missing,
     unexpected or mis-shaped tensors).
     """
     if "network" not in meta:
-        raise InputError(f"{where}: metadata has no 'network' architecture")
+        raise PriorError(f"{where}: metadata has no 'network' architecture")
     net = NCSNpp(network_from_dict(meta["network"]))
     expected = net.state_dict()
     missing = sorted(set(expected) - set(weights))
@@ -104,7 +104,7 @@ def build_network(weights: dict[str, torch.Tensor], meta: dict[str, Any], where:
         detail = "; ".join(f"{label}: {', '.join(keys[:3])}{' ...' if len(keys) > 3 else ''}"
                            for label, keys in (("missing", missing), ("unexpected", unexpected),
                                                ("wrong shape", shapes)) if keys)
-        raise InputError(f"{where}: weights do not match the architecture in the metadata ({detail})")
+        raise PriorError(f"{where}: weights do not match the architecture in the metadata ({detail})")
     net.load_state_dict(weights)
     return net.eval().requires_grad_(False)
 
@@ -136,7 +136,7 @@ class LearnedPrior:
         """Load a prior file (prefix, .json or .safetensors) or a training run folder, and its profile."""
         weights, meta = read_prior(path)
         if "sigma_max" not in meta.get("sde", {}):
-            raise InputError(f"{path}: metadata has no sde.sigma_max")
+            raise PriorError(f"{path}: metadata has no sde.sigma_max")
         profile = profile_path(path)
         meta = apply_profile(meta, read_profile(profile), profile)
         prior = cls(build_network(weights, meta, str(path)), meta).to(device)

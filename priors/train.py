@@ -2,7 +2,7 @@
 
 Data: an HDF5 file with ``/train/images`` (N, 1, H, W) float32 in model units
 and a root attribute ``manifest`` (JSON). The training split is held in
-memory.
+memory (:mod:`priors.training_data`).
 
 Schedule: Adam (lr 2e-4, linear warm-up), gradient norm clipped to 1, EMA
 0.999 of the weights (the EMA copy is what sampling and export use). The VE
@@ -29,16 +29,13 @@ import copy
 import csv
 import dataclasses
 import io
-import json
 import math
 import os
-import platform
 import random
 import time
 from pathlib import Path
 from typing import Any, Callable
 
-import h5py
 import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
@@ -46,11 +43,13 @@ from tqdm import tqdm
 
 from priors import checkpoint as ckpt
 from priors.config import PRESETS, RunConfig, network_to_dict
-from priors.distributed import DistInfo, barrier, mean_over_ranks, setup, teardown
+from priors.discretisation import DEFAULT_SNR, pc_level
+from priors.distributed import DistInfo, barrier, hardware, mean_over_ranks, setup, teardown
+from priors.errors import PriorError
 from priors.losses import dsm_loss, sample_times
 from priors.ncsnpp import NCSNpp
 from priors.sde import SIGMA_MIN, T_EPS, VESDE, largest_pairwise_distance
-from recon.errors import InputError
+from priors.training_data import BatchPlan, images_sha256, read_images, same_training_data, seed_of
 
 # Published sampler settings (thesis tables 8.1-8.3), used until tuned for a prior.
 PUBLISHED_DEFAULTS: dict[str, dict[str, dict[str, float]]] = {
@@ -62,83 +61,6 @@ INTENSITY = {
     "mri": "mri: magnitude / 99.5th percentile of the magnitude (recon.units.robust_scale)",
 }
 LOG_FIELDS = ("step", "loss_per_pixel", "grad_norm", "lr", "images_per_s", "wall_time_s")
-
-
-# ---------------------------------------------------------------- data
-
-def read_images(path: str | Path, split: str = "train") -> tuple[torch.Tensor, dict[str, Any]]:
-    """(N, 1, H, W) float32 images of one split and the file's manifest dict."""
-    path = Path(path)
-    try:
-        with h5py.File(path, "r") as f:
-            key = f"{split}/images"
-            if key not in f:
-                raise InputError(f"{path}: no dataset /{key}")
-            images = torch.from_numpy(np.asarray(f[key], dtype=np.float32))
-            raw = f.attrs.get("manifest", "{}")
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read as HDF5 ({exc})") from None
-    if images.dim() != 4 or images.shape[1] != 1 or images.shape[2] != images.shape[3] or images.shape[0] < 2:
-        raise InputError(f"{path}: /{split}/images must be (N>=2, 1, H, H), got {tuple(images.shape)}")
-    if not torch.isfinite(images).all():
-        raise InputError(f"{path}: /{split}/images contains NaN or infinite values")
-    manifest = json.loads(raw.decode() if isinstance(raw, bytes) else str(raw))
-    return images, manifest if isinstance(manifest, dict) else {"manifest": manifest}
-
-
-def images_sha256(images: torch.Tensor) -> str:
-    """sha256 of the images' float32 bytes in C order: the training data's identity, whatever file holds it."""
-    return ckpt.sha256_bytes(images.detach().cpu().to(torch.float32).contiguous().numpy().tobytes())
-
-
-def same_training_data(stored: dict[str, Any], path: Path, digest: str, n_images: int, manifest: dict[str, Any]
-                       ) -> bool:
-    """Whether the ``n_images`` training images of ``path`` (content hash ``digest``, :func:`images_sha256`;
-    file manifest ``manifest``) are the data a run's metadata ``stored`` describes.
-
-    Runs record the images' content hash, so a dataset rebuilt by ``recon data build`` (a new file:
-    its manifest stamps the build time) still resumes. Runs from before that recorded the file's
-    hash only; for them the same file, or the same manifest apart from its ``created`` time (the
-    generator, its version, seeds and counts) and the same number of images, is accepted.
-    """
-    if "images_sha256" in stored:
-        return digest == stored["images_sha256"]
-    if ckpt.sha256_file(path) == stored.get("sha256"):
-        return True
-    recipe = _recipe(stored.get("manifest"))
-    return bool(recipe) and recipe == _recipe(manifest) and stored.get("n_train") == n_images
-
-
-def _recipe(manifest: dict[str, Any] | None) -> dict[str, Any]:
-    """A dataset manifest without its build time."""
-    return {k: v for k, v in (manifest or {}).items() if k != "created"}
-
-
-def _seed_of(*keys: int) -> int:
-    """A well-mixed 63-bit seed from integer keys."""
-    return int(np.random.SeedSequence([int(k) for k in keys]).generate_state(1, dtype=np.uint64)[0] >> 1)
-
-
-class BatchPlan:
-    """Global batch indices for step k from per-epoch permutations seeded by (seed, epoch)."""
-
-    def __init__(self, n: int, batch_size: int, seed: int) -> None:
-        self.n, self.batch_size, self.seed = n, batch_size, seed
-        self._perms: dict[int, torch.Tensor] = {}
-
-    def _perm(self, epoch: int) -> torch.Tensor:
-        if epoch not in self._perms:
-            self._perms = {e: p for e, p in self._perms.items() if e >= epoch - 1}
-            gen = torch.Generator().manual_seed(_seed_of(self.seed, 1, epoch))
-            self._perms[epoch] = torch.randperm(self.n, generator=gen)
-        return self._perms[epoch]
-
-    def indices(self, step: int) -> torch.Tensor:
-        pos = step * self.batch_size + torch.arange(self.batch_size)
-        return torch.stack([self._perm(int(p) // self.n)[int(p) % self.n] for p in pos])
-
-    def generator(self, step: int) -> torch.Generator:
-        return torch.Generator().manual_seed(_seed_of(self.seed, 2, step))
 
 
 # ---------------------------------------------------------------- sampling for progress grids
@@ -159,27 +81,25 @@ def ema_decay(ema: float, step: int) -> float:
 
 @torch.no_grad()
 def pc_sample(score_fn: ScoreFn, sde: VESDE, shape: tuple[int, ...], n_steps: int,
-              generator: torch.Generator, device: torch.device | str = "cpu", snr: float = 0.16) -> torch.Tensor:
-    """Unconditional PC sampling (Langevin corrector, reverse-diffusion predictor).
+              generator: torch.Generator, device: torch.device | str = "cpu", snr: float = DEFAULT_SNR
+              ) -> torch.Tensor:
+    """Unconditional PC sampling (:func:`~priors.discretisation.pc_level`, one corrector step per level).
 
-    2 n_steps score evaluations; returns the final denoised mean (shape).
+    The noise is drawn from ``generator`` on the CPU, then moved to ``device``.
+    2 n_steps + 1 score evaluations; returns the Tweedie-denoised final state
+    x + sigma_min^2 s(x, sigma_min) (shape).
     """
-    def noise() -> torch.Tensor:
-        return torch.randn(shape, generator=generator).to(device)
+    def score(x: torch.Tensor, sigma: float) -> torch.Tensor:
+        return score_fn(x, torch.full((shape[0],), sigma, device=device))
 
-    sigmas = sde.discrete_sigmas(n_steps).tolist() + [0.0]
+    def noise(like: torch.Tensor) -> torch.Tensor:
+        return torch.randn(like.shape, generator=generator).to(device)
+
+    sigmas = sde.discrete_sigmas(n_steps).tolist()
     x = sde.prior_sample(shape, generator=generator).to(device)
-    x_mean = x
-    for sigma, nxt in zip(sigmas[:-1], sigmas[1:]):
-        s = torch.full((shape[0],), sigma, device=device)
-        g, z = score_fn(x, s), noise()
-        ratio = z.flatten(1).norm(dim=1) / g.flatten(1).norm(dim=1).clamp_min(1e-12)
-        eps = (2 * (snr * ratio) ** 2).view(-1, *([1] * (len(shape) - 1)))
-        x = x + eps * g + (2 * eps).sqrt() * z
-        var = sigma ** 2 - nxt ** 2
-        x_mean = x + var * score_fn(x, s)
-        x = x_mean + math.sqrt(var) * noise()
-    return x_mean
+    for sigma, sigma_next in zip(sigmas, sigmas[1:] + [0.0]):
+        x = pc_level(x, score, sigma, sigma_next, snr, 1, noise)
+    return x + sigmas[-1] ** 2 * score(x, sigmas[-1])
 
 
 def save_grid(images: torch.Tensor, path: str | Path) -> None:
@@ -227,15 +147,6 @@ def set_rng_state(state: dict[str, Any]) -> None:
     random.setstate((version, tuple(internal), gauss_next))
 
 
-def hardware(device: torch.device, world_size: int) -> str:
-    """One line naming the compute used."""
-    if device.type == "cuda":
-        what = torch.cuda.get_device_name(device)
-    else:
-        what = f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads"
-    return f"{world_size} x {what}" if world_size > 1 else what
-
-
 # ---------------------------------------------------------------- the trainer
 
 class Trainer:
@@ -263,7 +174,7 @@ class Trainer:
         self.progress = progress and self.dist.is_main
         self.data_path = Path(data)
         if not self.data_path.is_file():
-            raise InputError(f"--data {data}: no such file")
+            raise PriorError(f"--data {data}: no such file")
         self.images, manifest = read_images(self.data_path)
         latest = ckpt.latest_checkpoint(self.run_dir)
         tensors: dict[str, torch.Tensor] = {}
@@ -275,14 +186,14 @@ class Trainer:
             stored = RunConfig.from_dict(state["config"])
             if config is not None and dataclasses.replace(
                     config.network, image_size=stored.network.image_size) != stored.network:
-                raise InputError(f"{self.run_dir}: holds a run with a different network; "
+                raise PriorError(f"{self.run_dir}: holds a run with a different network; "
                                  "resume without --config or choose a new -o folder")
             cfg = RunConfig.from_dict({"network": state["config"]["network"],
                                        "train": {**state["config"]["train"], **(overrides or {})}})
         self.cfg = cfg
         tc = cfg.train
         if tc.batch_size % self.dist.world_size:
-            raise InputError(f"--batch-size {tc.batch_size}: must be divisible by the {self.dist.world_size} processes")
+            raise PriorError(f"--batch-size {tc.batch_size}: must be divisible by the {self.dist.world_size} processes")
         self.hflip = tc.hflip
 
         if state is None:
@@ -294,7 +205,7 @@ class Trainer:
             self.meta["training"] = self._training_record(self.meta["modality"])
             digest = images_sha256(self.images)
             if not same_training_data(self.meta["dataset"], self.data_path, digest, self.images.shape[0], manifest):
-                raise InputError(f"--data {data}: differs from the dataset this run was trained on "
+                raise PriorError(f"--data {data}: differs from the dataset this run was trained on "
                                  "(its training images' sha256); choose a new -o folder")
             self.meta["dataset"]["images_sha256"] = digest  # equal to the stored one when there is one
             self.step, self.wall_before = int(state["step"]), float(state["wall_time_s"])
@@ -333,11 +244,11 @@ class Trainer:
         tc = self.cfg.train
         modality = modality or manifest.get("modality")
         if modality not in ("ct", "mri"):
-            raise InputError(f"{self.data_path}: modality unknown (manifest says {manifest.get('modality')!r}); "
+            raise PriorError(f"{self.data_path}: modality unknown (manifest says {manifest.get('modality')!r}); "
                              "pass --modality ct or --modality mri")
         size = int(self.images.shape[-1])
         sigma_max = tc.sigma_max or largest_pairwise_distance(
-            self.images, tc.max_pairs, torch.Generator().manual_seed(_seed_of(tc.seed, 3)))
+            self.images, tc.max_pairs, torch.Generator().manual_seed(seed_of(tc.seed, 3)))
         return {
             "id": prior_id or f"{modality}-{size}",
             "modality": modality,
@@ -465,7 +376,7 @@ class Trainer:
         """PNG of unconditional EMA samples at the current step (rank 0)."""
         tc = self.cfg.train
         if self.dist.is_main:
-            gen = torch.Generator().manual_seed(_seed_of(tc.seed, 4))
+            gen = torch.Generator().manual_seed(seed_of(tc.seed, 4))
             shape = (tc.n_samples, *self.images.shape[1:])
             x = pc_sample(self.ema, self.sde, shape, tc.sample_steps, gen, self.dist.device)
             (self.run_dir / "samples").mkdir(exist_ok=True)

@@ -8,8 +8,8 @@ import priors
 from priors.checkpoint import read_prior, save_prior
 from priors.config import PRESETS, network_to_dict
 from priors.learned import LearnedPrior
+from priors.errors import PriorError
 from priors.ncsnpp import NCSNpp
-from recon.errors import InputError
 
 
 def _meta() -> dict:
@@ -49,18 +49,18 @@ def test_round_trip_scores_match(saved, tmp_path):
 def test_pickle_only_checkpoint_is_refused(tmp_path):
     net = NCSNpp(PRESETS["tiny"].network)
     torch.save(net.state_dict(), tmp_path / "model.pt")
-    with pytest.raises(InputError, match="pickle"):
+    with pytest.raises(PriorError, match="pickle"):
         priors.load(tmp_path / "model.pt")
     run = tmp_path / "run"
     run.mkdir()
     torch.save({"model": net.state_dict()}, run / "checkpoint.pth")
-    with pytest.raises(InputError, match="pickle"):
+    with pytest.raises(PriorError, match="pickle"):
         priors.load(run)
     # A pickle renamed to .safetensors is recognised by its header.
     (tmp_path / "sneaky.safetensors").write_bytes((tmp_path / "model.pt").read_bytes())
     (tmp_path / "sneaky.json").write_text(json.dumps({**_meta(), "format": "scoreprior-recon.prior",
                                                         "weights": {"file": "sneaky.safetensors", "sha256": "0"}}))
-    with pytest.raises(InputError, match="pickle"):
+    with pytest.raises(PriorError, match="pickle"):
         priors.load(tmp_path / "sneaky")
 
 
@@ -70,7 +70,7 @@ def test_hash_mismatch_is_refused(saved):
     data = bytearray(weights.read_bytes())
     data[-3] ^= 0xFF  # flip bits inside the last tensor
     weights.write_bytes(bytes(data))
-    with pytest.raises(InputError, match="sha256"):
+    with pytest.raises(PriorError, match="sha256"):
         priors.load(prefix)
 
 
@@ -80,17 +80,17 @@ def test_mismatched_architecture_is_refused(saved):
     meta = json.loads(jpath.read_text())
     meta["network"]["nf"] = 16
     jpath.write_text(json.dumps(meta))
-    with pytest.raises(InputError, match="do not match the architecture"):
+    with pytest.raises(PriorError, match="do not match the architecture"):
         priors.load(jpath)
     meta["network"]["nf"] = 8
     meta["network"]["depth"] = 3
     jpath.write_text(json.dumps(meta))
-    with pytest.raises(InputError, match="depth"):
+    with pytest.raises(PriorError, match="depth"):
         priors.load(jpath)
 
 
 def test_unknown_name_is_an_input_error():
-    with pytest.raises(InputError, match="not a bundled prior"):
+    with pytest.raises(PriorError, match="not a bundled prior"):
         priors.load("no-such-prior-128")
 
 
@@ -104,5 +104,5 @@ def test_safetensors_whose_header_length_starts_with_the_pickle_opcode_is_accept
     import pickle
 
     path.write_bytes(pickle.dumps({"a": 1}, protocol=4))
-    with pytest.raises(InputError, match="pickle"):
+    with pytest.raises(PriorError, match="pickle"):
         refuse_pickle(path)

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from priors.config import PRESETS, NetworkConfig, RunConfig, load_config
+from priors.errors import PriorError
 from priors.ncsnpp import AttnBlock, NCSNpp
-from recon.errors import InputError
 
 
 def _randomise(net: torch.nn.Module) -> None:
@@ -64,9 +64,9 @@ def test_load_config_json_overrides_and_refusals(tmp_path):
     assert cfg.train.lr == 1e-3
     assert RunConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
     path.write_text(json.dumps({"network": {"width": 3}}))
-    with pytest.raises(InputError, match="width"):
+    with pytest.raises(PriorError, match="width"):
         load_config(str(path))
-    with pytest.raises(InputError, match="preset"):
+    with pytest.raises(PriorError, match="preset"):
         load_config("no-such-preset")
-    with pytest.raises(InputError, match="divisible"):
+    with pytest.raises(PriorError, match="divisible"):
         NetworkConfig(image_size=30, ch_mult=(1, 2, 2))

@@ -18,10 +18,11 @@ import priors
 from priors.checkpoint import latest_checkpoint, load_checkpoint
 from priors.checkpoint import sha256_file as ckpt_sha
 from priors.config import PRESETS, load_config
+from priors.errors import PriorError
 from priors.losses import dsm_loss
-from priors.train import Trainer, images_sha256, same_training_data, train
+from priors.train import Trainer, train
+from priors.training_data import images_sha256, same_training_data
 from recon.cli import main as cli
-from recon.errors import InputError
 
 ROOT = Path(__file__).resolve().parents[1]
 # Tiny models run fastest, and bit-reproducibly across processes, on one thread;
@@ -181,7 +182,7 @@ def test_resume_accepts_a_rebuilt_dataset_with_the_same_images_and_refuses_other
     assert int(_final_tensors(run)[1]["step"]) == 3
 
     other = _copy_with(data, tmp_path / "other.h5", {"modality": "ct"}, change=lambda x: x * 0.5)
-    with pytest.raises(InputError, match="differs from the dataset this run was trained on"):
+    with pytest.raises(PriorError, match="differs from the dataset this run was trained on"):
         train(other, run, None, {"steps": 4}, progress=False)
 
 

@@ -3,8 +3,9 @@ import pytest
 import torch
 
 import operators
+from priors import discretisation
 from priors.analytic import GaussianMixturePrior, GaussianPrior, squared_exponential_basis
-from recon.samplers import core, reconstruct, resolve_options, sample
+from recon.samplers import reconstruct, resolve_options, sample
 
 
 def solve(prior, m, y, sampler="dds", task=None, *, n_samples=1, seed=0, callback=None, progress=False, **options):
@@ -57,12 +58,12 @@ def test_pc_reproduces_the_mixture_weights_and_means(mixture):
 
 
 def test_broken_predictor_or_corrector_fails_the_same_tolerance(mixture, monkeypatch):
-    good_step, good_langevin = core.reverse_diffusion_step, core.langevin_step
-    monkeypatch.setattr(core, "reverse_diffusion_step",
+    good_step, good_langevin = discretisation.reverse_diffusion_step, discretisation.langevin_step
+    monkeypatch.setattr(discretisation, "reverse_diffusion_step",
                         lambda x, grad, s, s_next, z: good_step(x, -grad, s, s_next, z))
     assert not mixture_ok(draw(mixture))
-    monkeypatch.setattr(core, "reverse_diffusion_step", good_step)
-    monkeypatch.setattr(core, "langevin_step", lambda x, grad, eps, z: good_langevin(x, -grad, eps, z))
+    monkeypatch.setattr(discretisation, "reverse_diffusion_step", good_step)
+    monkeypatch.setattr(discretisation, "langevin_step", lambda x, grad, eps, z: good_langevin(x, -grad, eps, z))
     assert not mixture_ok(draw(mixture))
 
 

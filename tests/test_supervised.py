@@ -10,6 +10,7 @@ import torch
 from safetensors.torch import load_file
 
 from operators import sparse_view_ct, undersampled_mri
+from priors.errors import PriorError
 from recon.errors import InputError
 from recon.supervised import ResidualUNet, UNetConfig, fbpconvnet, load_postprocessing, unet_mri
 from recon.supervised import train as sup_train
@@ -136,7 +137,7 @@ def test_saved_file_round_trips_and_tampering_is_refused(trained, tmp_path):
     with pytest.raises(InputError, match="sha256"):
         load_postprocessing(tmp_path / prefix.name)
     (tmp_path / "model.pt").write_bytes(b"\x80\x04not loaded")
-    with pytest.raises(InputError, match="pickle"):
+    with pytest.raises(PriorError, match="pickle"):
         load_postprocessing(tmp_path / "model.pt")
     with pytest.raises(InputError, match="no such file"):
         load_postprocessing(tmp_path / "missing")

@@ -17,6 +17,7 @@ import torch
 
 from operators import BooleanMask, ViewMask, metal_trace_ct, sparse_view_ct, undersampled_mri
 from priors.analytic import GaussianPrior
+from priors.errors import PriorError
 from priors.learned import apply_profile, profile_path, read_profile
 from recon.cli import main
 from recon.errors import InputError
@@ -187,7 +188,7 @@ def test_profile_merges_into_the_prior_defaults(tmp_path):
     assert profile_path(tmp_path / "ct-128.json") == tmp_path / "ct-128.profile.json"
     assert profile_path(tmp_path / "ct-128") == tmp_path / "ct-128.profile.json"
     path.write_text("[1, 2]")
-    with pytest.raises(InputError, match="prior profile"):
+    with pytest.raises(PriorError, match="prior profile"):
         read_profile(path)
 
 

@@ -21,7 +21,8 @@ import numpy as np
 from scipy import ndimage
 
 from recon.data.mri_slices import brain_window, template_image
-from recon.data.phantom_ct import FOV_MM, thorax_phantom
+from recon.data.phantom_ct import thorax_phantom
+from recon.data.phantom_geometry import FOV_MM
 from recon.io.atomic import atomic_path
 
 BRAIN_SLICES = range(86, 102)  # template k; all inside EXCLUDED_FROM_TRAIN

@@ -19,143 +19,19 @@ A smaller field of view around any point (``zoom``, ``view``) shows the
 same anatomy at a finer pixel size, like a targeted reconstruction.
 
 Everything is drawn on a 2x supersampled grid with array operations (shapes
-are evaluated only inside their bounding boxes) and averaged down.
+are evaluated only inside their bounding boxes, :mod:`recon.data.phantom_geometry`)
+and averaged down.
 """
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage
 
+from recon.data.phantom_geometry import Body, Frame, disc_mask, random_wobble, soft_edge
+
 PHANTOM_VERSION = 1  # bump when the images a seed gives change
 SUPERSAMPLE = 2
-FOV_MM = 380.0  # the grid spans [-1, 1] = 380 mm
 LEVELS = ("upper", "mid", "lower")  # great vessels / heart / heart and liver dome
-
-
-def _wobble(rng: np.random.Generator, amount: float, terms: int = 4) -> np.ndarray:
-    """Fourier amplitudes and phases (terms, 2) for irregular outlines (harmonics 2, 3, ...)."""
-    return np.stack([rng.uniform(0, amount, terms) / np.arange(1, terms + 1) ** 0.5,
-                     rng.uniform(0, 2 * np.pi, terms)], axis=1)
-
-
-def _radial(theta: np.ndarray, wobble: np.ndarray | None) -> np.ndarray | float:
-    """Radius factor ``1 + sum a_k cos((k + 2) theta + phi_k)``."""
-    if wobble is None:
-        return 1.0
-    return 1.0 + sum(amp * np.cos((k + 2) * theta + phase) for k, (amp, phase) in enumerate(wobble))
-
-
-def _soft(distance: np.ndarray, width: float) -> np.ndarray:
-    """Coverage in [0, 1] of the region ``distance < 0``, with an edge ``width`` wide."""
-    return np.clip(0.5 - distance / width, 0.0, 1.0)
-
-
-@dataclass
-class _Frame:
-    """Pixel coordinates in the body's frame (centred on the body, rotated with it).
-
-    Units are those of the full field of view, which spans [-1, 1]; the image
-    shows the square of half-side ``zoom`` around ``view``. ``pixel`` is one
-    supersampled pixel in these units.
-    """
-
-    n: int
-    centre: tuple[float, float]
-    angle: float
-    zoom: float = 1.0
-    view: tuple[float, float] = (0.0, 0.0)
-
-    def __post_init__(self) -> None:
-        coords = ((np.arange(self.n) + 0.5) / self.n * 2.0 - 1.0) * self.zoom
-        gy, gx = np.meshgrid(coords + self.view[1], coords + self.view[0], indexing="ij")
-        dx, dy = gx - self.centre[0], gy - self.centre[1]
-        cos, sin = np.cos(self.angle), np.sin(self.angle)
-        self.x, self.y = dx * cos + dy * sin, -dx * sin + dy * cos
-        self.pixel = 2.0 * self.zoom / self.n
-        self.mm = 2.0 / FOV_MM
-
-    def to_pixel(self, x, y):
-        """(row, column) pixel coordinates of frame points (x, y), as floats."""
-        cos, sin = np.cos(self.angle), np.sin(self.angle)
-        gx = self.centre[0] + x * cos - y * sin - self.view[0]
-        gy = self.centre[1] + x * sin + y * cos - self.view[1]
-        return (gy / self.zoom + 1) / 2 * self.n - 0.5, (gx / self.zoom + 1) / 2 * self.n - 0.5
-
-    def window(self, cx: float, cy: float, radius: float) -> tuple[slice, slice]:
-        """Index box of the grid holding the frame disc of ``radius`` around (cx, cy)."""
-        row, col = self.to_pixel(cx, cy)
-        half = radius / self.pixel + 2
-        return (slice(int(max(0, np.floor(row - half))), int(max(0, np.ceil(row + half) + 1))),
-                slice(int(max(0, np.floor(col - half))), int(max(0, np.ceil(col + half) + 1))))
-
-    def ellipse(self, cx: float, cy: float, a: float, b: float, angle: float = 0.0,
-                wobble: np.ndarray | None = None) -> np.ndarray:
-        """Soft mask (n, n) of an ellipse with semi-axes (a, b) turned by ``angle``,
-        its radius perturbed by ``wobble``."""
-        out = np.zeros((self.n, self.n))
-        reach = max(a, b) * (1.0 + (0.0 if wobble is None else wobble[:, 0].sum()))
-        rows, cols = self.window(cx, cy, reach)
-        dx, dy = self.x[rows, cols] - cx, self.y[rows, cols] - cy
-        cos, sin = np.cos(angle), np.sin(angle)
-        p, q = (dx * cos + dy * sin) / a, (-dx * sin + dy * cos) / b
-        radius = np.sqrt(p * p + q * q)
-        if wobble is not None:
-            radius = radius / _radial(np.arctan2(q, p), wobble)
-        out[rows, cols] = _soft((radius - 1.0) * min(a, b), self.pixel)
-        return out
-
-
-@dataclass
-class _Body:
-    """Body outline: a superellipse, flatter at the back, with a wobbly radius.
-
-    ``rho`` is the normalised radius (1 on the skin); layer depths are in
-    units of ``rho``; ``theta`` is 0 to the image right, +pi/2 posterior.
-    """
-
-    half_width: float
-    half_depth: float
-    exponent_front: float
-    exponent_back: float
-    wobble: np.ndarray
-    fat: float
-    fat_phase: float
-    muscle: float
-    skin: float = 0.012
-
-    @classmethod
-    def random(cls, rng: np.random.Generator) -> "_Body":
-        half_width = rng.uniform(0.76, 0.94)
-        return cls(half_width, half_width * rng.uniform(0.66, 0.86), rng.uniform(2.0, 2.4), rng.uniform(2.6, 3.4),
-                   _wobble(rng, 0.03), rng.uniform(0.02, 0.10), rng.uniform(0, 2 * np.pi), rng.uniform(0.03, 0.05))
-
-    @property
-    def scale(self) -> float:
-        """Frame units per unit of ``rho``, roughly."""
-        return float(np.sqrt(self.half_width * self.half_depth))
-
-    def rho_theta(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        u, v = x / self.half_width, y / self.half_depth
-        p = np.where(v > 0, self.exponent_back, self.exponent_front)
-        theta = np.arctan2(v, u)
-        return (np.abs(u) ** p + np.abs(v) ** p) ** (1.0 / p) / _radial(theta, self.wobble), theta
-
-    def fat_depth(self, theta):
-        return self.fat * (1.0 + 0.4 * np.cos(2 * theta + self.fat_phase)) * (1.0 - 0.4 * np.sin(theta))
-
-    def cavity_radius(self, theta):
-        """``rho`` of the inner surface of the chest wall."""
-        back = np.maximum(np.sin(theta), 0.0)
-        return 1.0 - self.skin - self.fat_depth(theta) - self.muscle * (1.0 + 0.3 * np.sin(theta) ** 2 + 1.2 * back ** 4)
-
-    def point(self, theta: float, rho: float) -> tuple[float, float]:
-        """Frame coordinates of the point at angle ``theta`` and normalised radius ``rho``."""
-        du, dv = np.cos(theta), np.sin(theta)
-        p = self.exponent_back if dv > 0 else self.exponent_front
-        t = rho * _radial(theta, self.wobble) / (abs(du) ** p + abs(dv) ** p) ** (1.0 / p)
-        return float(t * du * self.half_width), float(t * dv * self.half_depth)
 
 
 class _Scene:
@@ -164,8 +40,8 @@ class _Scene:
     def __init__(self, size: int, seed: int, zoom: float, view: tuple[float, float]) -> None:
         self.rng = rng = np.random.default_rng(seed)
         self.size, n = size, size * SUPERSAMPLE
-        self.body = _Body.random(rng)
-        self.f = _Frame(n, (rng.uniform(-0.04, 0.04), rng.uniform(-0.06, 0.03)), rng.uniform(-0.06, 0.06), zoom, view)
+        self.body = Body.random(rng)
+        self.f = Frame(n, (rng.uniform(-0.04, 0.04), rng.uniform(-0.06, 0.03)), rng.uniform(-0.06, 0.06), zoom, view)
         self.s, self.mm = self.body.half_width, self.f.mm
         self.level = LEVELS[rng.choice(3, p=[0.25, 0.45, 0.30])]
         self.blood = rng.uniform(40, 220)  # contrast phase: plain (40) to arterial-ish (220)
@@ -187,7 +63,7 @@ class _Scene:
 
     def shell(self, depth) -> np.ndarray:
         """Soft mask of the body shrunk by ``depth`` (in ``rho`` units, scalar or per pixel)."""
-        return _soft((self.rho - 1.0 + depth) * self.body.scale, self.f.pixel)
+        return soft_edge((self.rho - 1.0 + depth) * self.body.scale, self.f.pixel)
 
     def random_point(self, mask: np.ndarray) -> tuple[float, float] | None:
         inside = np.argwhere(mask > 0.99)
@@ -261,27 +137,13 @@ def _peripheral_vessels(sc: "_Scene", lung: np.ndarray, hila: list[tuple[float, 
     return np.column_stack([px.ravel(), py.ravel(), np.repeat(radius, t.shape[1])])
 
 
-def _discs(f: _Frame, points: np.ndarray) -> np.ndarray:
-    """Soft mask of discs of the given radii at (x, y) frame points, via one distance transform."""
-    radius_px = np.zeros((f.n, f.n))
-    if len(points):
-        rows, cols = f.to_pixel(points[:, 0], points[:, 1])
-        r, c = np.rint(rows).astype(int), np.rint(cols).astype(int)
-        ok = (r >= 0) & (r < f.n) & (c >= 0) & (c < f.n)
-        np.maximum.at(radius_px, (r[ok], c[ok]), points[ok, 2] / f.pixel)
-    if not radius_px.any():
-        return radius_px
-    distance, (ir, ic) = ndimage.distance_transform_edt(radius_px == 0, return_indices=True)
-    return np.clip(radius_px[ir, ic] - distance + 0.5, 0.0, 1.0)
-
-
 def _chest_wall(sc: _Scene) -> np.ndarray:
     """Table, skin, fat and muscle; returns the soft mask of the thoracic cavity."""
     rng, f, body, mm, s = sc.rng, sc.f, sc.body, sc.mm, sc.s
     if rng.random() < 0.5:  # patient table: two thin curved shells
         curve = f.y - (body.half_depth + rng.uniform(0.06, 0.12) - 0.12 * f.x ** 2)
-        sc.paint(_soft(np.abs(curve) - 1.2 * mm, f.pixel), rng.uniform(150, 400))
-        sc.paint(_soft(np.abs(curve - 0.1) - 1.0 * mm, f.pixel), rng.uniform(100, 300))
+        sc.paint(soft_edge(np.abs(curve) - 1.2 * mm, f.pixel), rng.uniform(150, 400))
+        sc.paint(soft_edge(np.abs(curve - 0.1) - 1.0 * mm, f.pixel), rng.uniform(100, 300))
     sc.paint(sc.shell(0.0), rng.uniform(20, 50))
     fat = rng.uniform(-115, -85) + sc.texture(4, 6)
     sc.paint(sc.shell(body.skin), fat)
@@ -305,17 +167,17 @@ def _spine_block(sc: _Scene, g: dict) -> np.ndarray:
     f, s = sc.f, sc.s
     wedge = np.maximum(np.abs(f.x) - (g["vb_a"] + 0.02 * s) - 0.3 * np.maximum(f.y - g["vb_y"], 0), g["vb_y"] - f.y)
     return np.maximum(f.ellipse(0, g["vb_y"], g["vb_a"] + 0.035 * s, g["vb_b"] + 0.04 * s),
-                      _soft(wedge, f.pixel))
+                      soft_edge(wedge, f.pixel))
 
 
 def _spine(sc: _Scene, g: dict) -> None:
     rng, f, s, mm = sc.rng, sc.f, sc.s, sc.mm
     cortical = rng.uniform(800, 1200)
     vb_y, vb_a, vb_b, canal_y, canal_r = g["vb_y"], g["vb_a"], g["vb_b"], g["canal_y"], g["canal_r"]
-    sc.paint(f.ellipse(0, vb_y, vb_a, vb_b, wobble=_wobble(rng, 0.04)), cortical)
+    sc.paint(f.ellipse(0, vb_y, vb_a, vb_b, wobble=random_wobble(rng, 0.04)), cortical)
     sc.paint(f.ellipse(0, vb_y, vb_a - 2.0 * mm, vb_b - 2.0 * mm), rng.uniform(170, 300) + sc.texture(35, 10))
     arch = f.ellipse(0, canal_y, canal_r + 0.03 * s, canal_r + 0.03 * s)
-    sc.paint(arch * _soft(canal_y - 0.01 * s - f.y, f.pixel), cortical * 0.8)
+    sc.paint(arch * soft_edge(canal_y - 0.01 * s - f.y, f.pixel), cortical * 0.8)
     for side in (-1, 1):  # pedicles and transverse processes
         sc.paint(f.ellipse(side * (canal_r + 0.012 * s), vb_y + vb_b, 0.022 * s, 0.05 * s), cortical * 0.8)
         sc.paint(f.ellipse(side * (canal_r + 0.08 * s), canal_y - 0.01 * s, 0.075 * s, 0.02 * s, side * 0.5),
@@ -347,7 +209,7 @@ def _ribs(sc: _Scene) -> None:
     if rng.random() < 0.8:
         sternum = body.point(-np.pi / 2, body.cavity_radius(-np.pi / 2) + 0.02)
         a, b = rng.uniform(9, 14) * mm, rng.uniform(3.5, 5) * mm
-        sc.paint(f.ellipse(*sternum, a, b, wobble=_wobble(rng, 0.1)), cortical * 0.7)
+        sc.paint(f.ellipse(*sternum, a, b, wobble=random_wobble(rng, 0.1)), cortical * 0.7)
         sc.paint(f.ellipse(*sternum, a - 1.5 * mm, b - 1.5 * mm), rng.uniform(150, 300))
 
 
@@ -356,7 +218,7 @@ def _heart(sc: _Scene, heart: tuple) -> None:
     rng, f, s, mm, blood = sc.rng, sc.f, sc.s, sc.mm, sc.blood
     hx, hy, ha, hb, angle = heart
     sc.paint(f.ellipse(hx, hy, ha + rng.uniform(1, 5) * mm, hb + rng.uniform(1, 5) * mm, angle), rng.uniform(-100, -70))
-    wobble = _wobble(rng, 0.05)
+    wobble = random_wobble(rng, 0.05)
     sc.paint(f.ellipse(hx, hy, ha, hb, angle, wobble), rng.uniform(40, 55) + 0.15 * (blood - 40) + sc.texture(3, 2))
     cos, sin = np.cos(angle), np.sin(angle)
     for along, across, size_a, size_b in ((-0.75, 0.35, 0.45, 0.4), (0.0, 0.85, 0.5, 0.35)):  # atria
@@ -371,9 +233,10 @@ def _heart(sc: _Scene, heart: tuple) -> None:
     along, across = rng.uniform(0.3, 0.45) * ha, rng.uniform(0.15, 0.35) * hb
     lx, ly = hx + along * cos - across * sin, hy + along * sin + across * cos
     lr = rng.uniform(0.5, 0.62) * min(ha, hb)
-    sc.paint(f.ellipse(lx, ly, lr * 1.15, lr, angle, _wobble(rng, 0.06)), rng.uniform(40, 55) + 0.15 * (blood - 40) + sc.texture(3, 2))
+    sc.paint(f.ellipse(lx, ly, lr * 1.15, lr, angle, random_wobble(rng, 0.06)),
+             rng.uniform(40, 55) + 0.15 * (blood - 40) + sc.texture(3, 2))
     inner = lr - rng.uniform(7, 11) * mm
-    sc.paint(f.ellipse(lx, ly, inner * 1.15, inner, angle, _wobble(rng, 0.1)), blood + rng.uniform(-10, 10))
+    sc.paint(f.ellipse(lx, ly, inner * 1.15, inner, angle, random_wobble(rng, 0.1)), blood + rng.uniform(-10, 10))
     if rng.random() < 0.25:  # coronary calcifications on the surface
         for _ in range(rng.integers(1, 4)):
             phi = rng.uniform(0, 2 * np.pi)
@@ -391,19 +254,19 @@ def _abdomen(sc: _Scene, liver: np.ndarray, cavity: np.ndarray) -> None:
         point = sc.random_point(liver)
         if point is not None:
             r = rng.uniform(4, 14) * mm
-            sc.paint(f.ellipse(*point, r, r * rng.uniform(0.7, 1), rng.uniform(0, 3), _wobble(rng, 0.15)) * liver,
+            sc.paint(f.ellipse(*point, r, r * rng.uniform(0.7, 1), rng.uniform(0, 3), random_wobble(rng, 0.15)) * liver,
                      liver_hu - rng.uniform(25, 60))
     if rng.random() < 0.6:  # spleen, at the back on the patient's left
         spleen = f.ellipse(rng.uniform(0.45, 0.6) * s, rng.uniform(0.35, 0.55) * depth, 0.16 * s, 0.3 * depth,
-                           rng.uniform(0.4, 1.0), _wobble(rng, 0.1)) * cavity
+                           rng.uniform(0.4, 1.0), random_wobble(rng, 0.1)) * cavity
         sc.paint(spleen, rng.uniform(45, 55) + 0.45 * (blood - 40) + sc.texture(3, 3))
     if rng.random() < 0.5:  # stomach with an air-fluid level
         sx, sy = rng.uniform(0.3, 0.5) * s, -rng.uniform(0.1, 0.3) * depth
-        stomach = f.ellipse(sx, sy, 0.15 * s, 0.12 * s, wobble=_wobble(rng, 0.1)) * cavity
-        sc.paint(stomach * _soft(np.abs(stomach - 0.5) - 0.3, 0.2), rng.uniform(30, 50))
+        stomach = f.ellipse(sx, sy, 0.15 * s, 0.12 * s, wobble=random_wobble(rng, 0.1)) * cavity
+        sc.paint(stomach * soft_edge(np.abs(stomach - 0.5) - 0.3, 0.2), rng.uniform(30, 50))
         sc.paint(f.ellipse(sx, sy, 0.15 * s - 2 * mm, 0.12 * s - 2 * mm) * stomach, rng.uniform(10, 30))
         sc.paint(f.ellipse(sx, sy, 0.15 * s - 2 * mm, 0.12 * s - 2 * mm) * stomach
-                 * _soft(f.y - (sy - rng.uniform(0.0, 0.06) * s), f.pixel), -1000.0)
+                 * soft_edge(f.y - (sy - rng.uniform(0.0, 0.06) * s), f.pixel), -1000.0)
 
 
 def _lungs(sc: _Scene, lung: np.ndarray, heart: tuple | None) -> None:
@@ -416,7 +279,7 @@ def _lungs(sc: _Scene, lung: np.ndarray, heart: tuple | None) -> None:
     slab_z, slab_mm = rng.uniform(-30, 30) * mm, rng.uniform(2.0, 4.0)
     points = np.concatenate([_hilar_tree(rng, hilum, side, mm, slab_z, slab_mm) for hilum, side in zip(hila, (-1, 1))]
                             + [_peripheral_vessels(sc, lung, hila)])
-    vessels = _discs(f, points) * np.clip(lung * 1.5 - 0.5, 0, 1)
+    vessels = disc_mask(f, points) * np.clip(lung * 1.5 - 0.5, 0, 1)
     sc.paint(vessels, rng.uniform(30, 60) + 0.4 * (sc.blood - 40))
     for _ in range(rng.poisson(1.0)):  # nodules: solid or ground glass, irregular
         point = sc.random_point(lung)
@@ -424,7 +287,7 @@ def _lungs(sc: _Scene, lung: np.ndarray, heart: tuple | None) -> None:
             r = rng.uniform(2.5, 9) * mm
             solid = rng.random() < 0.75
             sc.paint(f.ellipse(*point, r, r * rng.uniform(0.75, 1), rng.uniform(0, 3),
-                               _wobble(rng, 0.3 if solid else 0.1)) * lung,
+                               random_wobble(rng, 0.3 if solid else 0.1)) * lung,
                      rng.uniform(10, 60) if solid else rng.uniform(-650, -400))
 
 
@@ -480,7 +343,7 @@ def thorax_phantom(size: int, seed: int, zoom: float = 1.0, view: tuple[float, f
         if sc.level == "lower":
             rim = sc.shell(1.0 - sc.cavity_radius + rng.uniform(0.0, 0.05))  # lung left around the dome
             liver = f.ellipse(-rng.uniform(0.4, 0.55) * s, rng.uniform(0.05, 0.25) * depth, rng.uniform(0.28, 0.42) * s,
-                              rng.uniform(0.35, 0.55) * depth, rng.uniform(-0.5, 0.2), _wobble(rng, 0.08)) * rim
+                              rng.uniform(0.35, 0.55) * depth, rng.uniform(-0.5, 0.2), random_wobble(rng, 0.08)) * rim
 
     lung = cavity * (1 - mediastinum) * (1 - _spine_block(sc, spine)) * (1 - liver)
     _lungs(sc, lung, heart)

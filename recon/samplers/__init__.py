@@ -30,8 +30,8 @@ from recon.errors import InputError
 from recon.samplers import ald, core, decomposed, langevin, pc, score_sde
 from recon.samplers.consistency import DataConsistency, default_form, project, proximal_measurement
 from recon.samplers.likelihood import GaussianLikelihood, operator_norm_squared
-from recon.samplers.options import (DEFAULT_SNR, OPTION_RULES, OPTIONS, SamplerOptions, check_option_values, defaults_source,
-                                    flag, option_names, resolve_options, sampler_defaults)
+from recon.samplers.options import (DEFAULT_SNR, OPTION_RULES, OPTIONS, SamplerOptions, check_option_values,
+                                    defaults_source, flag, option_names, resolve_options, sampler_defaults)
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import torch
 
+from priors.discretisation import langevin_step
 from recon.samplers import core
 
 
@@ -18,6 +19,6 @@ def run(x: torch.Tensor, ctx: core.Context) -> torch.Tensor:
         eps = 2 * (ctx.snr * sigma) ** 2
         for _ in range(ctx.corrector_steps):
             x = ctx.data_step(x, sigma)
-            x = core.langevin_step(x, ctx.score(x, sigma), eps, ctx.noise(x))
+            x = langevin_step(x, ctx.score(x, sigma), eps, ctx.noise(x))
         ctx.level_done(i, x)
     return x

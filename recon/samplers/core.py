@@ -7,6 +7,7 @@ from typing import Callable
 import torch
 from tqdm import tqdm
 
+from priors.discretisation import snr_step_size
 from recon.samplers.consistency import DataConsistency
 from recon.samplers.likelihood import GaussianLikelihood
 
@@ -28,40 +29,6 @@ class CountedScore:
         sigmas = torch.full((x.shape[0],), float(sigma), device=x.device, dtype=x.dtype)
         with torch.no_grad():
             return self.prior.score(x, sigmas)
-
-
-def per_image_norm(x: torch.Tensor) -> torch.Tensor:
-    """Euclidean norm of each image, shaped (B, 1, 1, 1) for broadcasting."""
-    return x.reshape(x.shape[0], -1).norm(dim=1).reshape(-1, *([1] * (x.dim() - 1)))
-
-
-STEP_NORMS = ("image", "batch")
-
-
-def snr_step_size(grad: torch.Tensor, z: torch.Tensor, snr: float, norm: str = "image") -> torch.Tensor:
-    """Langevin step of Alg. B.6: eps = 2 (snr ||z|| / ||grad||)^2, (B, 1, 1, 1).
-
-    ``norm="image"`` uses each image's own norms; ``"batch"`` their means over
-    the batch (the released code; needed when images are tiny, e.g. 2-D points,
-    where a per-point ||grad|| near a mode is close to 0).
-    """
-    z_norm, g_norm = per_image_norm(z), per_image_norm(grad)
-    if norm == "batch":
-        z_norm, g_norm = z_norm.mean().expand_as(z_norm), g_norm.mean().expand_as(g_norm)
-    return 2 * (snr * z_norm / g_norm.clamp_min(1e-30)) ** 2
-
-
-def langevin_step(x: torch.Tensor, grad: torch.Tensor, eps: torch.Tensor | float, z: torch.Tensor) -> torch.Tensor:
-    """x + eps grad + sqrt(2 eps) z."""
-    eps = torch.as_tensor(eps, dtype=x.dtype, device=x.device)
-    return x + eps * grad + (2 * eps).sqrt() * z
-
-
-def reverse_diffusion_step(x: torch.Tensor, grad: torch.Tensor, sigma: float, sigma_next: float,
-                           z: torch.Tensor) -> torch.Tensor:
-    """Reverse-diffusion predictor of the VE SDE (Alg. B.4 lines 3-5), from sigma down to sigma_next."""
-    variance = sigma ** 2 - sigma_next ** 2
-    return x + variance * grad + variance ** 0.5 * z
 
 
 @dataclass

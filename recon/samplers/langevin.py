@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import torch
 
+from priors.discretisation import langevin_step
 from recon.samplers import core
 
 
@@ -19,6 +20,6 @@ def run(x: torch.Tensor, ctx: core.Context) -> torch.Tensor:
         eps = 2 * (ctx.snr * sigma) ** 2
         for _ in range(ctx.corrector_steps):
             grad = ctx.score(x, sigma) + ctx.likelihood.grad(x, sigma)
-            x = core.langevin_step(x, grad, eps, ctx.noise(x))
+            x = langevin_step(x, grad, eps, ctx.noise(x))
         ctx.level_done(i, x)
     return x

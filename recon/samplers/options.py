@@ -15,11 +15,9 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar
 
-from recon.samplers.core import STEP_NORMS  # MERGE-A: priors.discretisation
+from priors.discretisation import DEFAULT_SNR, STEP_NORMS
 from recon.errors import InputError
 from recon.samplers.consistency import FORMS
-
-DEFAULT_SNR = 0.16  # MERGE-A: priors.discretisation.DEFAULT_SNR
 
 
 @dataclass(frozen=True)

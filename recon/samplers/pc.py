@@ -10,18 +10,14 @@ from __future__ import annotations
 
 import torch
 
+from priors.discretisation import pc_level
 from recon.samplers import core
 
 
 def run(x: torch.Tensor, ctx: core.Context) -> torch.Tensor:
     """Sample from x ~ N(0, sigma_max^2 I) (B, 1, H, W) down to the last level."""
     for i, sigma, sigma_next in ctx.levels():
-        for _ in range(ctx.corrector_steps):
-            x = ctx.data_step(x, sigma)
-            grad = ctx.score(x, sigma)
-            z = ctx.noise(x)
-            x = core.langevin_step(x, grad, ctx.snr_step(grad, z), z)
-        x = ctx.data_step(x, sigma)
-        x = core.reverse_diffusion_step(x, ctx.score(x, sigma), sigma, sigma_next, ctx.noise(x))
+        x = pc_level(x, ctx.score, sigma, sigma_next, ctx.snr, ctx.corrector_steps, ctx.noise, ctx.data_step,
+                     ctx.step_norm)
         ctx.level_done(i, x)
     return x

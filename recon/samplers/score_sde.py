@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import torch
 
+from priors.discretisation import langevin_step, reverse_diffusion_step
 from recon.samplers import core
 from recon.samplers.consistency import noisy_measurement
 
@@ -26,7 +27,7 @@ def run(x: torch.Tensor, ctx: core.Context) -> torch.Tensor:
         for _ in range(ctx.corrector_steps):
             grad = _conditional_score(x, sigma, ctx)
             z = ctx.noise(x)
-            x = core.langevin_step(x, grad, ctx.snr_step(grad, z), z)
-        x = core.reverse_diffusion_step(x, _conditional_score(x, sigma, ctx), sigma, sigma_next, ctx.noise(x))
+            x = langevin_step(x, grad, ctx.snr_step(grad, z), z)
+        x = reverse_diffusion_step(x, _conditional_score(x, sigma, ctx), sigma, sigma_next, ctx.noise(x))
         ctx.level_done(i, x)
     return x

@@ -16,7 +16,7 @@ to 1. MRI images are flipped left-right at random (off for CT, as for the
 score priors).
 
 Determinism and resume: the batch of step k (indices, flips) comes from
-generators seeded by (seed, k) and (seed, epoch) (:class:`priors.train.BatchPlan`),
+generators seeded by (seed, k) and (seed, epoch) (:class:`priors.training_data.BatchPlan`),
 so it does not depend on history. Every ``ckpt_every`` steps the run folder
 gets a checkpoint (:func:`priors.checkpoint.save_checkpoint`: model and Adam
 tensors as safetensors, step, settings and training log as JSON); a run
@@ -43,7 +43,8 @@ import torch
 from tqdm import tqdm
 
 from priors import checkpoint as ckpt
-from priors.train import BatchPlan, hardware, read_images
+from priors.distributed import hardware
+from priors.training_data import BatchPlan, read_images
 from recon.errors import InputError
 from recon.supervised.storage import save_postprocessing
 from recon.supervised.tasks import TASKS, network_input, task_record, training_task

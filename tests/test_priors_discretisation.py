@@ -1,11 +1,10 @@
-"""The VE SDE's discretisation (priors.discretisation) and the layer order: priors/ and operators/ never import recon."""
+"""The VE SDE's discretisation (priors.discretisation): one predictor-corrector level, step sizes."""
 import math
 
 import torch
 
 from priors.discretisation import DEFAULT_SNR, langevin_step, pc_level, reverse_diffusion_step, snr_step_size
 from priors.sde import VESDE
-
 
 
 def test_pc_levels_on_a_gaussian_prior_end_at_its_variance():

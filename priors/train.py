@@ -51,11 +51,6 @@ from priors.ncsnpp import NCSNpp
 from priors.sde import SIGMA_MIN, T_EPS, VESDE, largest_pairwise_distance
 from priors.training_data import BatchPlan, images_sha256, read_images, same_training_data, seed_of
 
-# Published sampler settings (thesis tables 8.1-8.3), used until tuned for a prior.
-PUBLISHED_DEFAULTS: dict[str, dict[str, dict[str, float]]] = {
-    "ct": {"ct-sparse-view": {"lam": 0.841, "snr": 0.246}, "ct-mar": {"lam": 0.227, "snr": 0.209}},
-    "mri": {"mri": {"lam": 0.982, "snr": 0.577}},
-}
 INTENSITY = {
     "ct": "ct: x = (HU + 1000) / 4000 (recon.units.hu_to_model)",
     "mri": "mri: magnitude / 99.5th percentile of the magnitude (recon.units.robust_scale)",
@@ -254,7 +249,7 @@ class Trainer:
             "modality": modality,
             "size": size,
             "intensity": manifest.get("intensity", INTENSITY[modality]),
-            "defaults": copy.deepcopy(PUBLISHED_DEFAULTS[modality]),
+            "defaults": {},  # the samplers fall back to the published values until `recon tune` fills the profile
             "defaults_source": "published values (Song et al., thesis tables 8.1-8.3), not tuned for this prior",
             "network": network_to_dict(self.cfg.network),
             "sde": {"type": "ve", "sigma_min": SIGMA_MIN, "sigma_max": float(sigma_max), "t_eps": T_EPS,

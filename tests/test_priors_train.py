@@ -137,7 +137,7 @@ def test_cli_train_export_and_load(data, tmp_path):
     meta = json.loads(prefix.with_suffix(".json").read_text())
     assert meta["id"] == "discs-32" and meta["training"]["steps"] == 4 and meta["weights"]["dtype"] == "float16"
     assert meta["training"]["amp_bf16"] is True
-    assert meta["defaults"]["ct-sparse-view"] == {"lam": 0.841, "snr": 0.246}
+    assert meta["defaults"] == {}  # the samplers' published values apply until the prior is tuned
     assert (tmp_path / "bundled" / "discs-32.train.csv").exists()
     for source in (prefix, run):
         prior = priors.load(source)

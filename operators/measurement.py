@@ -1,8 +1,11 @@
 """The measurement operator A = P(Lambda) T and the tasks built from it."""
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 
+from operators import solvers
 from operators.masks import BooleanMask, ViewMask, kspace_column_mask, metal_trace, view_indices
 from operators.transforms import Fourier, Radon, Transform
 
@@ -80,6 +83,25 @@ class Measurement:
                                                          dtype=noise.dtype))
             y = self.P(self.P_inv(y + self.noise_std * noise))  # no noise in unmeasured entries
         return y
+
+    def A_dagger(self, y: torch.Tensor, iterations: int = 100, tol: float | None = None,
+                 callback: Callable[[int, torch.Tensor], None] | None = None) -> torch.Tensor:
+        """Least-squares images argmin ||A x - y||^2 by CGLS from zero (:func:`operators.solvers.cgls`).
+
+        ``y`` (B, ...) as returned by :meth:`A`; returns real images (B, 1, N, N).
+        Each image stops on its own at round-off, at ``tol`` (relative residual
+        ||A x - y|| / ||y||, when given) or after ``iterations`` steps; few steps
+        regularise (early stopping). ``callback(k, x_k)`` runs for every k < iterations.
+        """
+        return solvers.cgls(self.A, self.A_adjoint, y, None, iterations, tol, callback)[0]
+
+    def norm_squared(self, like: torch.Tensor, iterations: int = 30) -> torch.Tensor:
+        """||A||_2^2 (largest eigenvalue of A^H A) per image, (B, 1, 1, 1), by power iteration.
+
+        ``like`` (B, 1, N, N) gives the images' shape, dtype and device (per image, as a
+        mask may differ per image); deterministic (:func:`operators.solvers.operator_norm_squared`).
+        """
+        return solvers.operator_norm_squared(self.A, self.A_adjoint, like, iterations)
 
 
 def sparse_view_ct(size: int, n_views: int, n_angles: int = 0, backend: str = "auto",

@@ -25,6 +25,10 @@ from typing import Callable
 import torch
 
 from operators import Measurement
+from operators.solvers import per_image_dot
+
+STEP_MARGIN = 1.02
+"""Factor on the power iteration's ||A||^2 (which approaches it from below) for the step 1/L."""
 
 
 def grad(x: torch.Tensor) -> torch.Tensor:
@@ -85,26 +89,18 @@ def tv_prox(b: torch.Tensor, lam: float, n_iter: int = 20, lo: float | None = No
 
 
 def operator_norm_sq(measurement: Measurement, like: torch.Tensor, n_iter: int = 30) -> torch.Tensor:
-    """Largest eigenvalue of A^H A per image, (B, 1, 1, 1), by power iteration.
+    """L: the largest eigenvalue of A^H A per image, (B, 1, 1, 1), with a 2% margin for a safe step.
 
-    ``like`` is a (B, 1, N, N) image batch giving shape, dtype and device; the
-    start vector comes from a fixed CPU seed, so the estimate is deterministic.
-    A 2% margin keeps the step size safe.
+    ``like`` is a (B, 1, N, N) image batch giving shape, dtype and device; deterministic
+    (:meth:`operators.Measurement.norm_squared`).
     """
-    gen = torch.Generator().manual_seed(0)
-    v = torch.rand(like.shape, generator=gen, dtype=torch.float64).to(like.device, like.dtype) + 0.5
-    norm = torch.ones(like.shape[0], 1, 1, 1, dtype=like.dtype, device=like.device)
-    for _ in range(n_iter):
-        v = v / v.flatten(1).norm(dim=1).clamp(min=1e-30).view(-1, 1, 1, 1)
-        w = measurement.A_adjoint(measurement.A(v))
-        norm = w.flatten(1).norm(dim=1).view(-1, 1, 1, 1)
-        v = w
-    return norm * 1.02
+    return measurement.norm_squared(like, n_iter) * STEP_MARGIN
 
 
 def data_misfit(measurement: Measurement, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """||A x - y||^2 per image, (B,)."""
-    return (measurement.A(x) - y).abs().pow(2).flatten(1).sum(1)
+    residual = measurement.A(x) - y
+    return per_image_dot(residual, residual).to(x.dtype)
 
 
 def zeros_like_image(measurement: Measurement, y: torch.Tensor) -> torch.Tensor:

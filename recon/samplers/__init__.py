@@ -29,7 +29,7 @@ import torch
 from recon.errors import InputError
 from recon.samplers import ald, core, decomposed, langevin, pc, score_sde
 from recon.samplers.consistency import DataConsistency, default_form, project, proximal_measurement
-from recon.samplers.likelihood import GaussianLikelihood, operator_norm_squared
+from recon.samplers.likelihood import GaussianLikelihood, default_scale
 from recon.samplers.options import (DEFAULT_SNR, OPTION_RULES, OPTIONS, SamplerOptions, check_option_values,
                                     defaults_source, flag, option_names, resolve_options, sampler_defaults)
 
@@ -151,7 +151,7 @@ def _prepare(prior, measurement, y: torch.Tensor, options: SamplerOptions) -> tu
     scale = None
     if spec.likelihood:
         scale = options.likelihood_scale
-        scale = operator_norm_squared(measurement, like) if scale is None else float(scale)
+        scale = default_scale(measurement, like) if scale is None else float(scale)
         params["likelihood_scale"] = scale
     project_at_end = options.final_projection if spec.proximal else False
     if project_at_end is None:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import torch
 
+from operators.solvers import cgls, per_image_dot
 from recon.errors import InputError
 
 FORMS = ("projection", "residual")
@@ -105,21 +106,16 @@ class DataConsistency:
         return proximal_step(self.measurement, x, y_t, self.lam, self.form)
 
 
-def _dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Real inner product Re<a, b> per batch item, (B,)."""
-    return (a.conj() * b).real.reshape(a.shape[0], -1).sum(1) if a.is_complex() else \
-        (a * b).reshape(a.shape[0], -1).sum(1)
-
-
 def project(measurement, x: torch.Tensor, y: torch.Tensor, tol: float = 1e-4, max_iter: int = 1000
             ) -> tuple[torch.Tensor, dict]:
     """Move x onto {x : A x = y} by a minimum-norm correction.
 
     Starts from the lam = 1 residual-form step (exact for a Fourier T where
-    conjugate k-space partners are both measured) and finishes with CGLS on
-    A d = y - A x (per image; from d = 0 it converges to the minimum-norm d,
-    and its residual ||A x - y|| decreases monotonically) until
-    ||A x - y|| / ||y|| is below ``tol`` or after ``max_iter`` iterations.
+    conjugate k-space partners are both measured) and finishes with CGLS from
+    there (:func:`operators.solvers.cgls`; its correction d starts at 0, so it
+    converges to the minimum-norm d, and ||A x - y|| decreases monotonically),
+    each image until its ||A x - y|| / ||y|| is below ``tol``, for at most
+    ``max_iter`` iterations.
     Runs in float64 (except on MPS): sparse-view CT's A has a condition
     number near 1e4.
 
@@ -130,28 +126,8 @@ def project(measurement, x: torch.Tensor, y: torch.Tensor, tol: float = 1e-4, ma
     dtype = x.dtype
     if x.device.type != "mps":
         x, y = x.to(torch.float64), y.to(torch.complex128 if y.is_complex() else torch.float64)
-    image_view = (-1,) + (1,) * (x.dim() - 1)
     x = proximal_step(measurement, x, y, 1.0, "residual")
-    r = y - measurement.A(x)
-    y_norm = _dot(y, y).sqrt().clamp_min(1e-30)
-    d = torch.zeros_like(x)
-    s = measurement.A_adjoint(r)
-    p = s.clone()
-    gamma = _dot(s, s)
-    iterations = 0
-    while iterations < max_iter and bool(((_dot(r, r).sqrt() / y_norm) > tol).any()):
-        q = measurement.A(p)
-        qq = _dot(q, q)
-        alpha = torch.where(qq > 0, gamma / qq.clamp_min(1e-300), torch.zeros_like(qq))
-        d = d + alpha.reshape(image_view) * p
-        r = r - alpha.reshape((-1,) + (1,) * (r.dim() - 1)) * q
-        s = measurement.A_adjoint(r)
-        gamma_new = _dot(s, s)
-        beta = torch.where(gamma > 0, gamma_new / gamma.clamp_min(1e-300), torch.zeros_like(gamma))
-        p = s + beta.reshape(image_view) * p
-        gamma = gamma_new
-        iterations += 1
-    x = x + d
-    r = y - measurement.A(x)
-    final = _dot(r, r).sqrt() / y_norm
-    return x.to(dtype), {"iterations": iterations, "relative_residual": float(final.max())}
+    x, info = cgls(measurement.A, measurement.A_adjoint, y, x, max_iter, tol)
+    r = y - measurement.A(x)  # the true residual, not CGLS's recurred one
+    final = (per_image_dot(r, r) / per_image_dot(y, y).clamp_min(1e-300)).sqrt()
+    return x.to(dtype), {"iterations": info["iterations"], "relative_residual": float(final.max())}

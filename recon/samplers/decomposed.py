@@ -40,38 +40,9 @@ from __future__ import annotations
 
 import torch
 
+from operators.solvers import conjugate_gradient
 from recon.errors import InputError
 from recon.samplers import core
-from recon.samplers.consistency import _dot
-
-
-def conjugate_gradient(normal, rhs: torch.Tensor, x: torch.Tensor, iterations: int, rtol: float = 1e-4
-                       ) -> torch.Tensor:
-    """``iterations`` CG steps on normal(x) = rhs, per image, from x; (B, 1, H, W).
-
-    ``normal`` must be symmetric positive semi-definite (here A^T A + gamma I).
-    An image stops once its residual is below ``rtol`` times the larger of
-    ||rhs|| and its first residual:
-    past that point the residual is round-off, largely in the null space of
-    A^T A (MRI's A^T A is a projection, solved in one step), and a further
-    step would divide round-off by round-off.
-    """
-    view = (-1,) + (1,) * (x.dim() - 1)
-    r = rhs - normal(x)
-    p = r.clone()
-    rr = _dot(r, r)
-    floor = torch.maximum(rr, _dot(rhs, rhs)) * rtol ** 2
-    for _ in range(iterations):
-        q = normal(p)
-        pq = _dot(p, q)
-        alpha = torch.where((pq > 0) & (rr > floor), rr / pq.clamp_min(1e-30), torch.zeros_like(pq))
-        x = x + alpha.reshape(view) * p
-        r = r - alpha.reshape(view) * q
-        rr_new = _dot(r, r)
-        beta = torch.where(rr > 0, rr_new / rr.clamp_min(1e-30), torch.zeros_like(rr))
-        p = r + beta.reshape(view) * p
-        rr = rr_new
-    return x
 
 
 WARM_START_CG_STEPS = 5

@@ -11,15 +11,9 @@ from __future__ import annotations
 import torch
 
 
-def operator_norm_squared(measurement, like: torch.Tensor, iterations: int = 50) -> float:
-    """||A||_2^2 by power iteration on A^H A from a constant image (deterministic)."""
-    v = torch.ones_like(like[:1])
-    value = 0.0
-    for _ in range(iterations):
-        w = measurement.A_adjoint(measurement.A(v))
-        value = float(w.norm() / v.norm())
-        v = w / w.norm().clamp_min(1e-30)
-    return value
+def default_scale(measurement, like: torch.Tensor) -> float:
+    """L = ||A||_2^2, the largest over the images ``like`` (B, 1, H, W) (masks may differ per image)."""
+    return float(measurement.norm_squared(like).max())
 
 
 class GaussianLikelihood:
@@ -29,13 +23,13 @@ class GaussianLikelihood:
         measurement: an :class:`operators.Measurement`.
         y: (B, ...) measurements.
         rho: the ratio of the likelihood std to the noise level sigma.
-        scale: L; default ``operator_norm_squared`` (set 1.0 for the raw released form).
+        scale: L; default :func:`default_scale` (set 1.0 for the raw released form).
         like: an image batch (B, 1, H, W) giving shape/device for the power iteration.
     """
 
     def __init__(self, measurement, y: torch.Tensor, rho: float, like: torch.Tensor, scale: float | None = None):
         self.measurement, self.y, self.rho = measurement, y, rho
-        self.scale = operator_norm_squared(measurement, like) if scale is None else scale
+        self.scale = default_scale(measurement, like) if scale is None else scale
 
     def grad(self, x: torch.Tensor, sigma: float, y: torch.Tensor | None = None) -> torch.Tensor:
         """Gradient at noise level sigma against ``y`` (default: the clean measurement)."""

@@ -33,6 +33,7 @@ from priors.analytic import GaussianPrior, squared_exponential_basis
 from priors.discretisation import DEFAULT_SNR
 from recon.samplers import core, pc
 from recon.samplers.consistency import FORMS, DataConsistency, project
+from recon.samplers.options import PCOptions
 from recon.units import hu_to_model
 
 AAPM = Path("/work/shared/data/real/aapm_ldct_L506_000.tif")
@@ -149,8 +150,8 @@ def pc_samples(prior, m, y: torch.Tensor, form: str, lam: float, args) -> torch.
     k, like = args.samples, torch.zeros(y.shape[0], 1, args.size, args.size)
     generator = torch.Generator().manual_seed(args.seed)
     sigmas = prior.sde.discrete_sigmas(args.steps)
-    ctx = core.Context(core.CountedScore(prior), sigmas, generator, args.snr, 1, progress=False,
-                       consistency=DataConsistency(m, y.repeat(k, 1, 1, 1), lam, form))
+    ctx = core.Context(core.CountedScore(prior), sigmas, generator, PCOptions(steps=args.steps, snr=args.snr),
+                       progress=False, consistency=DataConsistency(m, y.repeat(k, 1, 1, 1), lam, form))
     x = sigmas[0] * torch.randn((k * y.shape[0], *like.shape[1:]), generator=generator)
     x = pc.run(x, ctx)
     x = x + float(sigmas[-1]) ** 2 * ctx.score(x, float(sigmas[-1]))

@@ -47,7 +47,7 @@ def add_common_arguments(parser: argparse.ArgumentParser, task_methods: tuple[st
 def add_sampler_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of the score sampler (shared with `recon tune`)."""
     from recon.samplers import DEFAULT_SAMPLER, SAMPLERS
-    from recon.samplers.decomposed import warm_starts
+    from recon.samplers.options import warm_starts
 
     parser.add_argument("--sampler", default=None, choices=tuple(SAMPLERS),
                         help=f"score sampler (default: {DEFAULT_SAMPLER}, the fast one; "

@@ -106,10 +106,8 @@ def _check(condition: bool, message: str) -> None:
 
 def _context(prior, sigmas: torch.Tensor, generator: torch.Generator, options: SamplerOptions, progress: bool,
              callback, label: str) -> core.Context:
-    return core.Context(core.CountedScore(prior), sigmas, generator, getattr(options, "snr", 0.0),
-                        getattr(options, "corrector_steps", 0), options.step_norm, callback=callback,
-                        progress=progress, label=label, eta=getattr(options, "eta", 0.0),
-                        cg_steps=getattr(options, "cg_steps", 0), gamma=getattr(options, "gamma", 0.0))
+    return core.Context(core.CountedScore(prior), sigmas, generator, options, callback=callback, progress=progress,
+                        label=label)
 
 
 def _tweedie(ctx: core.Context, x: torch.Tensor) -> torch.Tensor:

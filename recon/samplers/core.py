@@ -10,6 +10,7 @@ from tqdm import tqdm
 from priors.discretisation import snr_step_size
 from recon.samplers.consistency import DataConsistency
 from recon.samplers.likelihood import GaussianLikelihood
+from recon.samplers.options import SamplerOptions
 
 
 class CountedScore:
@@ -39,33 +40,24 @@ class Context:
         score: the counted prior score.
         sigmas: (N,) noise levels, geometric from sigma_max down to sigma_min.
         generator: the run's random stream (on the images' device).
-        snr: corrector signal-to-noise ratio (eta).
-        corrector_steps: Langevin steps per noise level.
-        step_norm: ``"image"`` or ``"batch"`` norms in :func:`snr_step_size`.
+        options: the sampler's resolved options (:mod:`recon.samplers.options`); each sampler reads its own
+            (pc: ``snr``, ``corrector_steps``, ``step_norm``; dds: ``eta``, ``cg_steps``, ``gamma`` ...).
         consistency: the proximal data-consistency step (None: unconditional).
         likelihood: the baselines' Gaussian likelihood gradient (None: not used).
         callback: called as ``callback(level, n_levels, x)`` after every level.
         progress: show a tqdm bar over the noise levels.
         label: the bar's description.
-        eta: stochastic share of the re-noising in the fast samplers (0: deterministic).
-        cg_steps: conjugate-gradient iterations of the ``dds`` data step.
-        gamma: weight of ||x - x0||^2 against ||A x - y||^2 in the ``dds`` data step.
     """
 
     score: CountedScore
     sigmas: torch.Tensor
     generator: torch.Generator
-    snr: float
-    corrector_steps: int
-    step_norm: str = "image"
+    options: SamplerOptions
     consistency: DataConsistency | None = None
     likelihood: GaussianLikelihood | None = None
     callback: Callable[[int, int, torch.Tensor], None] | None = None
     progress: bool = True
     label: str = "sampling"
-    eta: float = 0.0
-    cg_steps: int = 5
-    gamma: float = 0.0
 
     def noise(self, like: torch.Tensor) -> torch.Tensor:
         """Standard normal noise shaped like ``like``."""
@@ -73,7 +65,7 @@ class Context:
 
     def snr_step(self, grad: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """The corrector's step size for this run's snr and norm rule."""
-        return snr_step_size(grad, z, self.snr, self.step_norm)
+        return snr_step_size(grad, z, self.options.snr, self.options.step_norm)
 
     def levels(self):
         """Yield (index, sigma, next sigma) from the largest level down; the last next sigma is 0."""

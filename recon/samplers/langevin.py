@@ -17,8 +17,8 @@ from recon.samplers import core
 def run(x: torch.Tensor, ctx: core.Context) -> torch.Tensor:
     """Sample from x ~ N(0, sigma_max^2 I) (B, 1, H, W) down to the last level."""
     for i, sigma, _ in ctx.levels():
-        eps = 2 * (ctx.snr * sigma) ** 2
-        for _ in range(ctx.corrector_steps):
+        eps = 2 * (ctx.options.snr * sigma) ** 2
+        for _ in range(ctx.options.corrector_steps):
             grad = ctx.score(x, sigma) + ctx.likelihood.grad(x, sigma)
             x = langevin_step(x, grad, eps, ctx.noise(x))
         ctx.level_done(i, x)

@@ -17,6 +17,7 @@ from typing import Any, Callable, ClassVar
 
 from priors.discretisation import DEFAULT_SNR, STEP_NORMS
 from recon.errors import InputError
+from recon.methods import BASELINES
 from recon.samplers.consistency import FORMS
 
 
@@ -137,10 +138,9 @@ PUBLISHED_BY_TASK: dict[str, dict[str, dict[str, float]]] = {
 """The published settings that differ by task (thesis B.6.4); the dataclass defaults hold the rest."""
 
 
-def _warm_starts() -> tuple[str, ...]:
-    from recon.samplers.decomposed import warm_starts
-
-    return warm_starts()
+def warm_starts() -> tuple[str, ...]:
+    """Names ``start_from`` accepts: the methods of :data:`recon.methods.BASELINES`."""
+    return tuple(BASELINES)
 
 
 # Each option's validity test and its description for error messages.
@@ -152,7 +152,7 @@ OPTION_RULES: dict[str, tuple[Callable[[Any], bool], str | Callable[[], str]]] =
     "cg_steps": (lambda v: int(v) == v and v >= 0, "an integer >= 0"),
     "gamma": (lambda v: v >= 0, ">= 0"),
     "start_sigma": (lambda v: v > 0, "> 0"),
-    "start_from": (lambda v: v in _warm_starts(), lambda: f"one of {', '.join(_warm_starts())}"),
+    "start_from": (lambda v: v in warm_starts(), lambda: f"one of {', '.join(warm_starts())}"),
     "steps": (lambda v: int(v) == v and v >= 1, "an integer >= 1"),
     "corrector_steps": (lambda v: int(v) == v and v >= 0, "an integer >= 0"),
     "step_norm": (lambda v: v in STEP_NORMS, f"one of {', '.join(STEP_NORMS)}"),

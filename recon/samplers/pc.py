@@ -17,7 +17,7 @@ from recon.samplers import core
 def run(x: torch.Tensor, ctx: core.Context) -> torch.Tensor:
     """Sample from x ~ N(0, sigma_max^2 I) (B, 1, H, W) down to the last level."""
     for i, sigma, sigma_next in ctx.levels():
-        x = pc_level(x, ctx.score, sigma, sigma_next, ctx.snr, ctx.corrector_steps, ctx.noise, ctx.data_step,
-                     ctx.step_norm)
+        x = pc_level(x, ctx.score, sigma, sigma_next, ctx.options.snr, ctx.options.corrector_steps, ctx.noise,
+                     ctx.data_step, ctx.options.step_norm)
         ctx.level_done(i, x)
     return x

@@ -24,7 +24,7 @@ def _conditional_score(x: torch.Tensor, sigma: float, ctx: core.Context) -> torc
 def run(x: torch.Tensor, ctx: core.Context) -> torch.Tensor:
     """Sample from x ~ N(0, sigma_max^2 I) (B, 1, H, W) down to the last level."""
     for i, sigma, sigma_next in ctx.levels():
-        for _ in range(ctx.corrector_steps):
+        for _ in range(ctx.options.corrector_steps):
             grad = _conditional_score(x, sigma, ctx)
             z = ctx.noise(x)
             x = langevin_step(x, grad, ctx.snr_step(grad, z), z)

@@ -32,6 +32,7 @@ from recon.samplers.consistency import DataConsistency, default_form, project, p
 from recon.samplers.likelihood import GaussianLikelihood, default_scale
 from recon.samplers.options import (DEFAULT_SNR, OPTION_RULES, OPTIONS, SamplerOptions, check_option_values,
                                     defaults_source, flag, option_names, resolve_options, sampler_defaults)
+from recon.samplers.streams import SliceStreams
 
 
 @dataclass(frozen=True)
@@ -104,7 +105,7 @@ def _check(condition: bool, message: str) -> None:
         raise InputError(message)
 
 
-def _context(prior, sigmas: torch.Tensor, generator: torch.Generator, options: SamplerOptions, progress: bool,
+def _context(prior, sigmas: torch.Tensor, generator: SliceStreams, options: SamplerOptions, progress: bool,
              callback, label: str) -> core.Context:
     return core.Context(core.CountedScore(prior), sigmas, generator, options, callback=callback, progress=progress,
                         label=label)
@@ -162,7 +163,7 @@ def _prepare(prior, measurement, y: torch.Tensor, options: SamplerOptions) -> tu
     return _Run(prior, measurement, y, options, spec, like, sigmas, first, scale, project_at_end), params
 
 
-def _draw(run: _Run, k: int, generator: torch.Generator, ctx: core.Context) -> tuple[torch.Tensor, dict | None]:
+def _draw(run: _Run, k: int, ctx: core.Context) -> tuple[torch.Tensor, dict | None]:
     """k samples of every image at once, (k B, 1, H, W), and the final projection's record (None: none)."""
     m, like = run.measurement, run.like
     y_k = run.y.repeat(k, *([1] * (run.y.dim() - 1)))
@@ -171,8 +172,7 @@ def _draw(run: _Run, k: int, generator: torch.Generator, ctx: core.Context) -> t
                                           or default_form(m))
     if run.spec.likelihood:
         ctx.likelihood = GaussianLikelihood(m, y_k, run.options.rho, like, run.likelihood_scale)
-    x = run.sigmas[0] * torch.randn((k * like.shape[0], *like.shape[1:]), generator=generator,
-                                    device=like.device, dtype=like.dtype)
+    x = run.sigmas[0] * ctx.noise(like.repeat(k, *([1] * (like.dim() - 1))))
     if run.first is not None:  # the first reconstruction under the noise
         x = x + run.first.repeat(k, *([1] * (run.first.dim() - 1)))
     x = run.spec.run(x, ctx)
@@ -195,7 +195,8 @@ def reconstruct(prior, measurement, y: torch.Tensor, options: SamplerOptions | N
         options: the sampler and its settings (:func:`resolve_options`; None: the default sampler with
             the prior's defaults for no particular task).
         n_samples: K posterior samples; their mean is the output, their std the uncertainty.
-        seed: seed of the run's torch.Generator (same seed, same device: same output).
+        seed: slice i of the batch draws from a random stream seeded ``seed + i`` (:mod:`recon.samplers.streams`):
+            same seed, same device, same output, whatever else shares the batch.
         progress: show a progress bar.
         callback: ``callback(level, n_levels, x)`` after every noise level.
     """
@@ -206,12 +207,12 @@ def reconstruct(prior, measurement, y: torch.Tensor, options: SamplerOptions | N
         # Samples run as one batch (K * B images) unless the mask differs per image (MAR).
         per_image_mask = run.measurement.mask(torch.empty(1, device=y.device)).shape[0] > 1 and n_samples > 1
         groups = [1] * n_samples if per_image_mask else [n_samples]
-        generator = torch.Generator(device=y.device).manual_seed(seed)
+        streams = SliceStreams([seed + i for i in range(y.shape[0])], y.device)
         outputs, nfe, projections = [], 0, []
         for g, k in enumerate(groups):
             label = options.name if len(groups) == 1 else f"{options.name} {g + 1}/{len(groups)}"
-            ctx = _context(prior, run.sigmas, generator, options, progress, callback, label)
-            x, projection = _draw(run, k, generator, ctx)
+            ctx = _context(prior, run.sigmas, streams, options, progress, callback, label)
+            x, projection = _draw(run, k, ctx)
             outputs.append(x.reshape(k, *run.like.shape))
             projections += [projection] if projection else []
             nfe = ctx.score.calls
@@ -238,11 +239,10 @@ def sample(prior, n: int, sampler: str = "pc", *, shape: tuple[int, int] | None 
     if shape is None:
         size = prior.meta["size"]
         shape = (size, size) if isinstance(size, int) else tuple(size)
-    generator = torch.Generator(device=device).manual_seed(seed)
     sigmas = prior.sde.discrete_sigmas(options.steps, device=device)
     with torch.no_grad():
-        ctx = _context(prior, sigmas, generator, options, progress, None, sampler)
-        x = sigmas[0] * torch.randn((n, 1, *shape), generator=generator, device=device)
+        ctx = _context(prior, sigmas, SliceStreams([seed], device), options, progress, None, sampler)
+        x = sigmas[0] * ctx.noise(torch.empty((n, 1, *shape), device=device))
         return _tweedie(ctx, SAMPLERS[sampler].run(x, ctx))
 
 

@@ -29,6 +29,7 @@ import torch
 
 from operators.solvers import cgls, per_image_dot
 from recon.errors import InputError
+from recon.samplers.streams import SliceStreams, randn_like
 
 FORMS = ("projection", "residual")
 # FBP windows for which FBP R is non-expansive (measured by benchmarks/dc_forms.py).
@@ -64,9 +65,9 @@ def default_form(measurement) -> str:
 
 
 def noisy_measurement(measurement, y: torch.Tensor, sigma: float, like: torch.Tensor,
-                      generator: torch.Generator | None = None) -> torch.Tensor:
+                      generator: SliceStreams | torch.Generator | None = None) -> torch.Tensor:
     """y_t = y + sigma A z with z ~ N(0, I) shaped like the images ``like`` (B, 1, H, W)."""
-    z = torch.randn(like.shape, generator=generator, device=like.device, dtype=like.dtype)
+    z = randn_like(like, generator)
     return y + sigma * measurement.A(z)
 
 
@@ -99,7 +100,8 @@ class DataConsistency:
             raise ValueError(f"unknown data-consistency form {form!r}; choose one of {', '.join(FORMS)}")
         self.measurement, self.y, self.lam, self.form = measurement, y, lam, form
 
-    def __call__(self, x: torch.Tensor, sigma: float, generator: torch.Generator | None = None) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor, sigma: float, generator: SliceStreams | torch.Generator | None = None
+                 ) -> torch.Tensor:
         if self.lam == 0:
             return x
         y_t = noisy_measurement(self.measurement, self.y, sigma, x, generator)

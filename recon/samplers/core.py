@@ -11,6 +11,7 @@ from priors.discretisation import snr_step_size
 from recon.samplers.consistency import DataConsistency
 from recon.samplers.likelihood import GaussianLikelihood
 from recon.samplers.options import SamplerOptions
+from recon.samplers.streams import SliceStreams
 
 
 class CountedScore:
@@ -39,7 +40,7 @@ class Context:
     Attributes:
         score: the counted prior score.
         sigmas: (N,) noise levels, geometric from sigma_max down to sigma_min.
-        generator: the run's random stream (on the images' device).
+        generator: the run's random streams, one per slice (on the images' device).
         options: the sampler's resolved options (:mod:`recon.samplers.options`); each sampler reads its own
             (pc: ``snr``, ``corrector_steps``, ``step_norm``; dds: ``eta``, ``cg_steps``, ``gamma`` ...).
         consistency: the proximal data-consistency step (None: unconditional).
@@ -51,7 +52,7 @@ class Context:
 
     score: CountedScore
     sigmas: torch.Tensor
-    generator: torch.Generator
+    generator: SliceStreams
     options: SamplerOptions
     consistency: DataConsistency | None = None
     likelihood: GaussianLikelihood | None = None
@@ -61,7 +62,7 @@ class Context:
 
     def noise(self, like: torch.Tensor) -> torch.Tensor:
         """Standard normal noise shaped like ``like``."""
-        return torch.randn(like.shape, generator=self.generator, device=like.device, dtype=like.dtype)
+        return self.generator.randn_like(like)
 
     def snr_step(self, grad: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """The corrector's step size for this run's snr and norm rule."""

@@ -91,10 +91,10 @@ class Task:
         """Validate a whole input (S, 1, H, W) in model units before any work; raise InputError."""
 
     def problem(self, x: torch.Tensor, seed: int) -> Problem:
-        """The problem of images x (B, 1, N, N): y = A x, plus noise drawn with ``seed`` when the task has any."""
+        """The problem of images x (B, 1, N, N): y = A x, plus noise for slice i drawn with ``seed + i`` when
+        the task has any (so a slice's data do not depend on the batch it is in)."""
         measurement = self.measurement(x.shape[-1])
-        generator = torch.Generator(device=x.device).manual_seed(seed)
-        return Problem(measurement, measurement.measure(x, generator), reference=x)
+        return Problem(measurement, measure_slices(measurement, x, seed), reference=x)
 
     def holdout_layout(self, size: int) -> tuple[int, int]:
         """(axis of the measured lines, lines never held out) for ground-truth-free tuning: sinogram views."""
@@ -103,6 +103,14 @@ class Task:
     def record(self) -> dict[str, Any]:
         """The task and its settings as JSON values."""
         return {"task": self.name, **dataclasses.asdict(self)}
+
+
+def measure_slices(measurement: Measurement, x: torch.Tensor, seed: int) -> torch.Tensor:
+    """y = A x (+ noise, slice i's from a generator seeded ``seed + i``) for images x (B, 1, N, N)."""
+    if measurement.noise_std == 0:
+        return measurement.measure(x)
+    return torch.cat([measurement.measure(x[i:i + 1], torch.Generator(device=x.device).manual_seed(seed + i))
+                      for i in range(x.shape[0])])
 
 
 @lru_cache(maxsize=16)

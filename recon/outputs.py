@@ -72,8 +72,9 @@ def write_outputs(task: Task, source: Path, settings, volume, prior, result: Run
     if result.std is not None:
         offset = hu_to_model(0.0) if task.modality == "ct" else 0.0  # so the writer's HU shift leaves std in HU
         written += io.write_volume(volume, (result.std[:, 0] + offset).numpy(), settings.output,
-                                   f"{stem}_{method}_std",
-                                   description=f"posterior std ({settings.samples} samples), {task.describe()}")
+                                   f"{stem}_{method}_std", kind="std",
+                                   description=f"posterior standard deviation ({settings.samples} samples), "
+                                               f"{task.describe()}")
     panel = _panel(task, settings.output / f"{stem}_{method}.png", written, volume, method, result, reference)
     metrics = {} if reference is None else _metrics(result, reference, task)
     report = {

@@ -40,6 +40,7 @@ class RunSettings:
         batch_size: slices reconstructed together.
         resample: resize slices to the prior's size (and back) when they differ.
         square: what to do with non-square slices: "refuse", "pad" or "crop".
+        force_modality: read a DICOM input whose Modality is not the task's (PT, NM, ...) as the task's.
         seed: seed of simulated noise and of the sampler (plus the index of the batch's first slice).
         prior: bundled prior name or checkpoint (None: the modality's).
         device: "cpu", "cuda", "cuda:1" ... (None: cuda when available).
@@ -54,6 +55,7 @@ class RunSettings:
     batch_size: int = 8
     resample: bool = False
     square: str = "refuse"
+    force_modality: bool = False
     seed: int = 0
     prior: str | None = None
     device: str | None = None
@@ -129,7 +131,7 @@ def _run(task: Task, source: Path, settings: RunSettings, device: torch.device, 
     from recon.batches import reconstruct_batches
     from recon.outputs import RunResult, write_outputs
 
-    volume = io.read_volume(source, modality=task.modality, square=settings.square)
+    volume = io.read_volume(source, modality=task.modality, square=settings.square, force=settings.force_modality)
     images = torch.from_numpy(volume.data).float().unsqueeze(1)  # (S, 1, H, W) model units
     side = images.shape[-1]
     task.check(images, str(source))

@@ -42,6 +42,9 @@ def add_common_arguments(parser: argparse.ArgumentParser, task_methods: tuple[st
                         help="resize slices to the prior's size (and back) when they differ")
     parser.add_argument("--square", choices=("refuse", "pad", "crop"), default="refuse",
                         help="what to do with non-square slices (default: refuse)")
+    parser.add_argument("--force-modality", action="store_true",
+                        help="read a DICOM input whose Modality tag is another (PT, NM, ...) as this verb's "
+                             "modality (default: refuse it)")
 
 
 def add_sampler_arguments(parser: argparse.ArgumentParser) -> None:
@@ -85,4 +88,5 @@ def settings_from(args: argparse.Namespace):
 
     return RunSettings(output=args.output, method=args.method, sampler=args.sampler, options=sampler_flags(args),
                        samples=args.samples, batch_size=args.batch_size, resample=args.resample,
-                       square=args.square, seed=args.seed, prior=args.prior, device=args.device, quiet=args.quiet)
+                       square=args.square, force_modality=args.force_modality, seed=args.seed, prior=args.prior,
+                       device=args.device, quiet=args.quiet)

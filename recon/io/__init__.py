@@ -59,17 +59,11 @@ def detect_format(path: Path) -> str:
                      f".npy, .npz, .png or .tif")
 
 
-def _read_real(path: Path, fmt: str, modality: str | None) -> tuple[np.ndarray, str, dict]:
+def _read_real(path: Path, fmt: str, modality: str | None, force: bool) -> tuple[np.ndarray, str, dict]:
     """Dispatch to the format reader; returns (real-unit stack, modality, meta)."""
     if fmt == "dicom":
-        stack, meta, found = read_dicom(path)
-        if modality is None and found is None:
-            kind = meta["datasets"][0].get("Modality", "unknown")
-            raise InputError(f"{path}: DICOM modality '{kind}' is neither CT nor MR; say which it is (ct or mri)")
-        if modality is not None and found is not None and found != modality:
-            tag = {"ct": "CT", "mri": "MR"}
-            raise InputError(f"{path}: DICOM Modality is {tag[found]}, not {tag[modality]}")
-        return stack, modality or found, meta
+        stack, meta, modality = read_dicom(path, modality, force)
+        return stack, modality, meta
     if fmt == "nifti":
         stack, meta = read_nifti(path)
         return stack, modality or "mri", meta
@@ -82,7 +76,7 @@ def _read_real(path: Path, fmt: str, modality: str | None) -> tuple[np.ndarray, 
     return ARRAY_READERS[fmt](path, modality), modality, {}
 
 
-def read_volume(path: Path | str, modality: str | None = None, square: str = "refuse") -> Volume:
+def read_volume(path: Path | str, modality: str | None = None, square: str = "refuse", force: bool = False) -> Volume:
     """Read an image file or DICOM series folder into model units.
 
     ``modality`` (``ct`` or ``mri``) is inferred when None: from the DICOM
@@ -90,7 +84,9 @@ def read_volume(path: Path | str, modality: str | None = None, square: str = "re
     CT. CT numbers below -1024 HU (padding outside the scanner's field of
     view) are read as -1024. ``square`` says what to do with non-square slices: ``refuse``
     (InputError), ``pad`` (zeros around) or ``crop`` (centred); the writers
-    undo it. Returns a :class:`Volume` with (S, H, W) float32 ``data``.
+    undo it. A DICOM input whose Modality tag is not ``modality`` is refused
+    unless ``force`` (a series mixing modalities always). Returns a
+    :class:`Volume` with (S, H, W) float32 ``data``.
     """
     path = Path(path)
     if modality is not None and modality not in MODALITIES:
@@ -98,7 +94,7 @@ def read_volume(path: Path | str, modality: str | None = None, square: str = "re
     if not path.exists():
         raise InputError(f"{path}: no such file or folder")
     fmt = detect_format(path)
-    real, modality, meta = _read_real(path, fmt, modality)
+    real, modality, meta = _read_real(path, fmt, modality, force)
     check_values(real, path)
     if modality == "ct":
         model, scale = hu_to_model(np.maximum(real, AIR_FLOOR_HU)), 1.0
@@ -137,16 +133,19 @@ def _output_names(like: Volume, stem: str) -> list[str]:
     return [f"{stem}.tiff", f"{stem}.png"]
 
 
-def write_volume(like: Volume, data, out_dir: Path | str, stem: str, description: str) -> list[Path]:
+def write_volume(like: Volume, data, out_dir: Path | str, stem: str, description: str,
+                 kind: str = "image") -> list[Path]:
     """Write ``data`` (S, H, W) in model units next to nothing else: into ``out_dir``,
     in ``like``'s family of formats and real units, atomically (all files or
-    none). Refuses to replace any input file. Returns the written paths."""
+    none). ``kind`` is ``image`` (a reconstruction) or ``std`` (a posterior
+    std map: in DICOM, a derived series of its own). Refuses to replace any
+    input file. Returns the written paths."""
     model = restore_grid(_stack_of(data, like), like.meta.get("square"))
     real = model_to_hu(model) if like.modality == "ct" else model * like.scale
     paths = [Path(out_dir) / name for name in _output_names(like, stem)]
     with atomic_outputs(paths, inputs=like.meta.get("files", [like.source])) as temps:
         if like.format == "dicom":
-            write_dicom(like.meta, real, temps, description)
+            write_dicom(like.meta, real, temps, description, kind)
         elif like.format == "nifti":
             write_nifti(like.meta, real, temps[0], description)
         elif like.format == "fastmri":

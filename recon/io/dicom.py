@@ -7,30 +7,40 @@ through the modality LUT (RescaleSlope / RescaleIntercept) to real units:
 HU for CT, the scanner's magnitude for MR.
 
 Writing: one file per input file, each a copy of its input dataset (patient,
-study, frame of reference and geometry kept) with new Series and SOP Instance
-UIDs, the given SeriesDescription, ImageType DERIVED\\SECONDARY, and pixel
-data stored back through the same slope and intercept, uncompressed (Explicit
-VR Little Endian).
+study, frame of reference, geometry and LossyImageCompression kept) with new
+Series and SOP Instance UIDs, the given SeriesDescription, ImageType
+DERIVED\\SECONDARY, a SourceImageSequence naming the input file's image, and
+pixel data stored uncompressed (Explicit VR Little Endian) through the input's
+slope and intercept when every value fits the stored integer type, else
+through a wider slope (never clipped). A posterior std map (``kind="std"``)
+is its own derived series: SeriesNumber input + 2000 (the image's is + 1000),
+ImageType DERIVED\\SECONDARY\\...\\POSTERIOR_STD, RescaleType US (not HU:
+the values are no CT numbers of the anatomy), its own slope and no window.
 """
 from __future__ import annotations
 
 import copy
+import math
 from pathlib import Path
 
 import numpy as np
 import pydicom
+from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.pixels import apply_modality_lut, get_decoder
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from recon.errors import InputError
+from recon.io.dicom_tags import PIXEL_KEYWORDS, check_header, check_modality, rescale_of
 
-PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
-# Tags whose value no longer describes the rewritten pixels.
-STALE_KEYWORDS = ("SmallestImagePixelValue", "LargestImagePixelValue",
-                  "SmallestPixelValueInSeries", "LargestPixelValueInSeries", "LossyImageCompression",
-                  "LossyImageCompressionRatio", "LossyImageCompressionMethod")
-DERIVED_SERIES_OFFSET = 1000
+# Tags whose value no longer describes the rewritten pixels (the input's own derivation included).
+STALE_KEYWORDS = ("SmallestImagePixelValue", "LargestImagePixelValue", "SmallestPixelValueInSeries",
+                  "LargestPixelValueInSeries", "ModalityLUTSequence", "SourceImageSequence", "DerivationCodeSequence")
+# ... and those that no longer describe a std map (the window is the anatomy's).
+STD_STALE_KEYWORDS = ("WindowCenter", "WindowWidth", "WindowCenterWidthExplanation", "VOILUTSequence")
+SERIES_OFFSETS = {"image": 1000, "std": 2000}
+STD_IMAGE_TYPE = "POSTERIOR_STD"
+SOURCE_PURPOSE = ("121322", "DCM", "Source image for image processing operation")  # CID 7202
 
 
 def is_dicom_file(path: Path) -> bool:
@@ -61,9 +71,7 @@ def _decodable(syntax) -> bool:
 
 
 def _pixels(ds: pydicom.Dataset, path: Path) -> np.ndarray:
-    """Real-unit pixels of one dataset, shape (frames, H, W) float64."""
-    if not any(k in ds for k in PIXEL_KEYWORDS):
-        raise InputError(f"{path}: DICOM file has no pixel data")
+    """Real-unit pixels of one dataset (header checked), shape (frames, H, W) float64."""
     if int(ds.get("SamplesPerPixel", 1)) != 1:
         raise InputError(f"{path}: colour DICOM image ({ds.get('PhotometricInterpretation')}); "
                          f"expected a grey-scale CT or MR image")
@@ -82,11 +90,6 @@ def _pixels(ds: pydicom.Dataset, path: Path) -> np.ndarray:
     return real.reshape((-1,) + real.shape[-2:])
 
 
-def modality_of(ds: pydicom.Dataset) -> str | None:
-    """``ct``, ``mri`` or None from the Modality tag."""
-    return {"CT": "ct", "MR": "mri"}.get(str(ds.get("Modality", "")).upper())
-
-
 def _slice_key(ds: pydicom.Dataset) -> tuple[float, int]:
     position = ds.get("ImagePositionPatient")
     orientation = ds.get("ImageOrientationPatient")
@@ -100,13 +103,14 @@ def _slice_key(ds: pydicom.Dataset) -> tuple[float, int]:
 
 
 def _series_files(folder: Path) -> list[tuple[Path, pydicom.Dataset]]:
-    """Every DICOM file of ``folder`` with pixel data, sorted; one series only."""
+    """Every DICOM file of ``folder`` with pixel data, headers checked, sorted; one series only."""
     found = []
     for path in sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")):
         if not is_dicom_file(path):
             continue
         ds = _read_dataset(path)
         if any(k in ds for k in PIXEL_KEYWORDS):
+            check_header(ds, path)
             found.append((path, ds))
     if not found:
         raise InputError(f"{folder}: folder holds no DICOM images")
@@ -119,53 +123,123 @@ def _series_files(folder: Path) -> list[tuple[Path, pydicom.Dataset]]:
     return sorted(found, key=lambda item: _slice_key(item[1]))
 
 
-def read_dicom(path: Path) -> tuple[np.ndarray, dict, str | None]:
-    """Read a DICOM file or series folder.
+def read_dicom(path: Path, modality: str | None = None, force: bool = False) -> tuple[np.ndarray, dict, str]:
+    """Read a DICOM file or series folder as ``modality`` (``ct``, ``mri``; None: the Modality tag's).
 
-    Returns ``(stack, meta, modality)``: the (S, H, W) float64 stack in real
-    units (HU for CT), ``meta = {"datasets": [...], "files": [...]}`` and the
-    modality from the Modality tag (None when neither CT nor MR).
+    Every header is checked (:mod:`recon.io.dicom_tags`) and the Modality tag
+    compared with ``modality`` (another one refused unless ``force``) before
+    any pixel is decoded. Returns ``(stack, meta, modality)``: the (S, H, W)
+    float64 stack in real units (HU for CT), ``meta = {"datasets": [...],
+    "files": [...]}`` and the modality to read it as.
     """
-    items = _series_files(path) if path.is_dir() else [(path, _read_dataset(path))]
-    stacks = [_pixels(ds, file) for file, ds in items]
+    if path.is_dir():
+        items = _series_files(path)
+    else:
+        items = [(path, _read_dataset(path))]
+        check_header(items[0][1], path)
     datasets = [ds for _, ds in items]
-    modalities = {modality_of(ds) for ds in datasets}
+    modality = check_modality(path, datasets, modality, force)
+    stacks = [_pixels(ds, file) for file, ds in items]
     meta = {"datasets": datasets, "files": [file for file, _ in items]}
-    return np.concatenate(stacks, axis=0), meta, modalities.pop() if len(modalities) == 1 else None
+    return np.concatenate(stacks, axis=0), meta, modality
 
 
-def _rescale(ds: pydicom.Dataset) -> tuple[float, float]:
-    return float(ds.get("RescaleSlope", 1) or 1), float(ds.get("RescaleIntercept", 0) or 0)
+def _round_up(value: float) -> float:
+    """``value`` rounded up to 6 significant digits (a short DS string)."""
+    step = 10.0 ** (math.floor(math.log10(value)) - 5)
+    return float(f"{math.ceil(value / step) * step:.6g}")
 
 
-def _derived(template: pydicom.Dataset, frames: np.ndarray, series_uid: str, description: str) -> pydicom.Dataset:
-    """A copy of ``template`` holding ``frames`` (F, H, W) in real units."""
-    ds = copy.deepcopy(template)
-    slope, intercept = _rescale(ds)
-    signed = int(ds.get("PixelRepresentation", 1)) == 1
-    dtype = np.int16 if signed else np.uint16
+def _ds(value: float) -> str:
+    """``value`` as a decimal string (DS) of at most 16 characters, as exact as that allows."""
+    return next(text for digits in range(16, 5, -1) if len(text := f"{value:.{digits}g}") <= 16)
+
+
+def fit_rescale(real: np.ndarray, slope: float, intercept: float, dtype) -> tuple[float, float]:
+    """(slope, intercept) storing ``real`` as ``dtype`` without clipping: the given ones when every
+    value fits, else the same intercept (unsigned: at most the lowest value) and a wider slope."""
     limits = np.iinfo(dtype)
-    stored = np.clip(np.rint((frames - intercept) / slope), limits.min, limits.max).astype(dtype)
-    for keyword in PIXEL_KEYWORDS + STALE_KEYWORDS:
-        if keyword in ds:
-            delattr(ds, keyword)
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.Rows, ds.Columns = int(stored.shape[1]), int(stored.shape[2])
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit = 16, 16, 15
-    ds.PixelRepresentation = int(signed)
-    if "NumberOfFrames" in ds or stored.shape[0] > 1:
-        ds.NumberOfFrames = int(stored.shape[0])
-    ds.PixelData = (stored[0] if stored.shape[0] == 1 else stored).astype(f"<{np.dtype(dtype).str[1:]}").tobytes()
-    ds["PixelData"].VR = "OW"
-    image_type = list(ds.get("ImageType", ["ORIGINAL", "PRIMARY"]))
-    ds.ImageType = ["DERIVED", "SECONDARY"] + image_type[2:]
+    low, high = float(real.min()), float(real.max())
+
+    def fits(s: float, b: float) -> bool:
+        ends = np.rint((np.array([low, high]) - b) / s)
+        return limits.min <= ends.min() and ends.max() <= limits.max
+
+    if fits(slope, intercept):
+        return slope, intercept
+    if limits.min == 0:
+        intercept = min(intercept, float(math.floor(low)))
+    below = (intercept - low) / -limits.min if limits.min < 0 else 0.0
+    return _round_up(max((high - intercept) / limits.max, below, abs(slope))), intercept
+
+
+def _stored(template: pydicom.Dataset, file: Path, frames: np.ndarray, kind: str):
+    """The stored integers of ``frames`` and the (slope, intercept) they need, or None to keep the input's."""
+    dtype = np.int16 if int(template.get("PixelRepresentation", 1)) == 1 else np.uint16
+    slope, intercept = rescale_of(template, file)
+    if kind == "std":  # own rescale: 0 at 0, the largest value near the largest stored one
+        slope, intercept = _round_up(max(float(frames.max()) / np.iinfo(dtype).max, 1e-6)), 0.0
+    new_slope, new_intercept = fit_rescale(frames, slope, intercept, dtype)
+    stored = np.rint((frames - new_intercept) / new_slope)
+    limits = np.iinfo(dtype)
+    if stored.min() < limits.min or stored.max() > limits.max:
+        raise ValueError(f"internal error: values {frames.min():g}..{frames.max():g} do not fit {np.dtype(dtype)}")
+    keep = kind != "std" and (new_slope, new_intercept) == (slope, intercept)
+    return stored.astype(dtype), None if keep else (new_slope, new_intercept)
+
+
+def _source_reference(template: pydicom.Dataset) -> list[Dataset]:
+    """A SourceImageSequence naming ``template``'s image (empty when it has no SOP UIDs)."""
+    if "SOPClassUID" not in template or "SOPInstanceUID" not in template:
+        return []
+    item, purpose = Dataset(), Dataset()
+    item.ReferencedSOPClassUID, item.ReferencedSOPInstanceUID = template.SOPClassUID, template.SOPInstanceUID
+    purpose.CodeValue, purpose.CodingSchemeDesignator, purpose.CodeMeaning = SOURCE_PURPOSE
+    item.PurposeOfReferenceCodeSequence = [purpose]
+    return [item]
+
+
+def _label(ds: pydicom.Dataset, template: pydicom.Dataset, series_uid: str, description: str, kind: str) -> None:
+    """The derived series' identity: UIDs, number, description, ImageType, source, std-map tags."""
+    image_type = list(template.get("ImageType", ["ORIGINAL", "PRIMARY"]))
+    extra = image_type[2:3] + [STD_IMAGE_TYPE] if kind == "std" else image_type[2:]
+    ds.ImageType = ["DERIVED", "SECONDARY"] + extra
     ds.SeriesInstanceUID = series_uid
     ds.SOPInstanceUID = generate_uid()
     ds.SeriesDescription = description[:64]
     ds.DerivationDescription = description[:1024]
     if "SeriesNumber" in ds and ds.SeriesNumber is not None:
-        ds.SeriesNumber = int(ds.SeriesNumber) + DERIVED_SERIES_OFFSET
+        ds.SeriesNumber = int(ds.SeriesNumber) + SERIES_OFFSETS[kind]
+    source = _source_reference(template)
+    if source:
+        ds.SourceImageSequence = source
+    if kind == "std":
+        for keyword in STD_STALE_KEYWORDS:
+            if keyword in ds:
+                delattr(ds, keyword)
+        ds.RescaleType = "US"  # unspecified units: not CT numbers of the anatomy
+
+
+def _derived(template: pydicom.Dataset, file: Path, frames: np.ndarray, series_uid: str, description: str,
+             kind: str) -> pydicom.Dataset:
+    """A copy of ``template`` (read from ``file``) holding ``frames`` (F, H, W) in real units."""
+    ds = copy.deepcopy(template)
+    stored, rescale = _stored(template, file, frames, kind)
+    for keyword in PIXEL_KEYWORDS + STALE_KEYWORDS:
+        if keyword in ds:
+            delattr(ds, keyword)
+    if rescale is not None:
+        ds.RescaleSlope, ds.RescaleIntercept = _ds(rescale[0]), _ds(rescale[1])
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.Rows, ds.Columns = int(stored.shape[1]), int(stored.shape[2])
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit = 16, 16, 15
+    ds.PixelRepresentation = int(stored.dtype == np.int16)
+    if "NumberOfFrames" in ds or stored.shape[0] > 1:
+        ds.NumberOfFrames = int(stored.shape[0])
+    ds.PixelData = (stored[0] if stored.shape[0] == 1 else stored).astype(stored.dtype.newbyteorder("<")).tobytes()
+    ds["PixelData"].VR = "OW"
+    _label(ds, template, series_uid, description, kind)
     ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
     ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
     if "SOPClassUID" in ds:
@@ -179,13 +253,16 @@ def dicom_names(meta: dict, stem: str) -> list[str]:
     return [f"{stem}.dcm"] if n == 1 else [f"{stem}_{i + 1:04d}.dcm" for i in range(n)]
 
 
-def write_dicom(meta: dict, real: np.ndarray, paths: list[Path], description: str) -> None:
-    """Write the (S, H, W) real-unit stack as one file per input dataset at ``paths``."""
+def write_dicom(meta: dict, real: np.ndarray, paths: list[Path], description: str, kind: str = "image") -> None:
+    """Write the (S, H, W) real-unit stack as one file per input dataset at ``paths``;
+    ``kind`` is ``image`` (a reconstruction) or ``std`` (its posterior std map)."""
+    if kind not in SERIES_OFFSETS:
+        raise ValueError(f"unknown kind {kind!r}; expected one of {', '.join(SERIES_OFFSETS)}")
     series_uid = generate_uid()
     start = 0
-    for template, path in zip(meta["datasets"], paths):
+    for template, file, path in zip(meta["datasets"], meta["files"], paths):
         n_frames = int(template.get("NumberOfFrames", 1) or 1)
-        ds = _derived(template, real[start:start + n_frames], series_uid, description)
+        ds = _derived(template, file, real[start:start + n_frames], series_uid, description, kind)
         start += n_frames
         pydicom.dcmwrite(path, ds, enforce_file_format=True)
     if start != real.shape[0]:

@@ -34,6 +34,14 @@ def kspace_to_magnitude(kspace: np.ndarray) -> np.ndarray:
     return np.sqrt((magnitude ** 2).sum(axis=1)) if kspace.ndim == 4 else magnitude
 
 
+def _real_image(dataset: h5py.Dataset, path: Path) -> np.ndarray:
+    """A reference reconstruction dataset as float64; refused unless it holds real numbers."""
+    if dataset.dtype.kind not in "fiu":
+        raise InputError(f"{path}: '{dataset.name.lstrip('/')}' must hold real numbers (a magnitude image), "
+                         f"got {dataset.dtype} {dataset.shape}")
+    return np.asarray(dataset, dtype=np.float64)
+
+
 def read_fastmri(path: Path) -> tuple[np.ndarray, dict]:
     """Return ``(magnitude (S, H, W) float64, meta)``.
 
@@ -50,7 +58,7 @@ def read_fastmri(path: Path) -> tuple[np.ndarray, dict]:
             raise InputError(f"{path}: not a fastMRI file (no 'kspace' or 'reconstruction_esc/_rss' dataset)")
         attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in handle.attrs.items()}
         kspace = np.asarray(handle["kspace"]) if "kspace" in handle else None
-        reference = np.asarray(handle[keys[0]], dtype=np.float64) if keys else None
+        reference = _real_image(handle[keys[0]], path) if keys else None
     if kspace is not None and (not np.iscomplexobj(kspace) or kspace.ndim not in (3, 4)):
         raise InputError(f"{path}: 'kspace' must be complex (slices, [coils,] H, W), got {kspace.dtype} {kspace.shape}")
     if reference is None:

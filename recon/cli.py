@@ -2,13 +2,16 @@
 
 Errors in the user's input (:class:`recon.errors.InputError`, ``ValueError``,
 missing files) print one line ``recon: error: ...`` and exit with status 2;
-set ``RECON_DEBUG=1`` to see the traceback instead.
+set ``RECON_DEBUG=1`` to see the traceback instead. SIGTERM is handled like
+Ctrl-C (SIGINT): the work stops, unfinished outputs are removed, and the exit
+status is 128 + the signal's number.
 """
 from __future__ import annotations
 
 import argparse
 import importlib
 import os
+import signal
 import sys
 
 # Verb modules under recon.commands, in the order `recon --help` lists them.
@@ -33,9 +36,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program is, so that it unwinds as it would for Ctrl-C."""
+
+
+def _terminate(signum: int, frame) -> None:
+    raise Terminated()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        return _dispatch(args)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    """Run the verb; one line and status 2 for bad input, 130 / 143 when interrupted / terminated."""
     try:
         return int(args.func(args) or 0)
     except (ValueError, FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError) as exc:
@@ -46,9 +66,12 @@ def main(argv: list[str] | None = None) -> int:
             message = f"{exc.filename}: {message}"
         print(f"recon: error: {message}", file=sys.stderr)
         return 2
+    except Terminated:
+        print("recon: terminated", file=sys.stderr)
+        return 128 + signal.SIGTERM
     except KeyboardInterrupt:
         print("recon: interrupted", file=sys.stderr)
-        return 130
+        return 128 + signal.SIGINT
 
 
 if __name__ == "__main__":

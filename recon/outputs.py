@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from recon.io.run_folder import RUN_MANIFEST, RunFolder
 from recon.resample import resize
 from recon.tasks import Task
 from recon.units import hu_to_model
@@ -59,23 +60,23 @@ class RunResult:
 
 
 def write_outputs(task: Task, source: Path, settings, volume, prior, result: RunResult,
-                  reference: torch.Tensor | None, device: torch.device, shard) -> list[Path]:
-    """Write the volume (and std map), the panel and metrics.json into ``settings.output``; returns the paths."""
+                  reference: torch.Tensor | None, device: torch.device, shard, folder: RunFolder) -> dict:
+    """Write the volume (and std map), the panel and metrics.json into the staging ``folder``;
+    returns the report written to metrics.json (its ``files``: where they will be once committed)."""
     from recon import io
     from recon.samplers import defaults_source
 
-    settings.output.mkdir(parents=True, exist_ok=True)
     stem = source.name.split(".")[0] or "input"
     method = settings.method if prior is None else f"score-{result.params['sampler']}"
-    written = io.write_volume(volume, result.output[:, 0].numpy(), settings.output, f"{stem}_{method}",
+    written = io.write_volume(volume, result.output[:, 0].numpy(), folder.path, f"{stem}_{method}",
                               description=f"{method} reconstruction, {task.describe()}")
     if result.std is not None:
         offset = hu_to_model(0.0) if task.modality == "ct" else 0.0  # so the writer's HU shift leaves std in HU
-        written += io.write_volume(volume, (result.std[:, 0] + offset).numpy(), settings.output,
+        written += io.write_volume(volume, (result.std[:, 0] + offset).numpy(), folder.path,
                                    f"{stem}_{method}_std", kind="std",
                                    description=f"posterior standard deviation ({settings.samples} samples), "
                                                f"{task.describe()}")
-    panel = _panel(task, settings.output / f"{stem}_{method}.png", written, volume, method, result, reference)
+    panel = _panel(task, folder.path / f"{stem}_{method}.png", written, volume, method, result, reference)
     metrics = {} if reference is None else _metrics(result, reference, task)
     report = {
         "task": task.name, "input": str(source), "measurement": task.describe(),
@@ -89,12 +90,10 @@ def write_outputs(task: Task, source: Path, settings, volume, prior, result: Run
         "defaults_source": None if prior is None else defaults_source(prior, result.params["sampler"],
                                                                        task.defaults_key),
         "metrics_note": task.metrics_note if reference is not None else NO_REFERENCE_NOTE,
-        **metrics, "files": [str(p) for p in [*written, panel]],
+        **metrics, "files": [str(folder.final(p)) for p in [*written, panel]],
     }
-    _write_json(settings.output / "metrics.json", report)
-    summary = ", ".join(f"{k} {v:.2f}" for k, v in metrics.get("mean", {}).items())
-    print(f"wrote {len(written) + 2} files to {settings.output}" + (f"; {summary}" if summary else ""))
-    return [*written, panel, settings.output / "metrics.json"]
+    _write_json(folder.path / RUN_MANIFEST, report)
+    return report
 
 
 def _panel(task: Task, path: Path, written: list[Path], volume, method: str, result: RunResult,

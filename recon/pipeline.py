@@ -128,8 +128,6 @@ def run(task: Task, source: Path, settings: RunSettings) -> int:
 
 def _run(task: Task, source: Path, settings: RunSettings, device: torch.device, shard) -> int:
     from recon import io
-    from recon.batches import reconstruct_batches
-    from recon.outputs import RunResult, write_outputs
 
     volume = io.read_volume(source, modality=task.modality, square=settings.square, force=settings.force_modality)
     images = torch.from_numpy(volume.data).float().unsqueeze(1)  # (S, 1, H, W) model units
@@ -147,6 +145,41 @@ def _run(task: Task, source: Path, settings: RunSettings, device: torch.device, 
         if prior.meta["size"] != side:
             images = resize(images, prior.meta["size"])
 
+    folder = _open_output(settings, volume, shard)
+    try:
+        report = _reconstruct(task, source, settings, (volume, images, side), (prior, options), device, shard, folder)
+        if folder is not None:
+            folder.commit()
+    except BaseException:
+        if folder is not None:
+            folder.discard()
+        raise
+    if report is not None:
+        summary = ", ".join(f"{k} {v:.2f}" for k, v in report.get("mean", {}).items())
+        print(f"wrote {len(report['files']) + 1} files to {settings.output}" + (f"; {summary}" if summary else ""))
+    return 0
+
+
+def _open_output(settings: RunSettings, volume, shard):
+    """The staging folder of this run's output (None on the ranks that write nothing), checked before any work."""
+    from recon.io.run_folder import RunFolder
+
+    if shard is not None and not shard.is_main:
+        return None
+    copies = 2 if settings.samples > 1 else 1  # the image and its std map
+    estimate = volume.data.nbytes * copies * 2 + (8 << 20)  # twice: the earlier run stays until the swap
+    return RunFolder.open(settings.output, volume.meta.get("files", [volume.source]), estimate)
+
+
+def _reconstruct(task: Task, source: Path, settings: RunSettings, data: tuple, model: tuple, device: torch.device,
+                 shard, folder) -> dict | None:
+    """Reconstruct ``data`` = (volume, images, side) with ``model`` = (prior, options) and write the outputs
+    into ``folder``; returns the report (None on ranks other than 0)."""
+    from recon.batches import reconstruct_batches
+    from recon.outputs import RunResult, write_outputs
+
+    volume, images, side = data
+    prior, options = model
     started = time.perf_counter()
     starts = list(range(0, images.shape[0], settings.batch_size))
     if shard is not None:
@@ -155,13 +188,12 @@ def _run(task: Task, source: Path, settings: RunSettings, device: torch.device, 
     local = reconstruct_batches(task, settings, prior, options, images, starts, device, show_progress)
     parts = _gather(local, shard)
     if parts is None:
-        return 0  # not rank 0: rank 0 writes everything
+        return None  # not rank 0: rank 0 writes everything
     result = RunResult.gather(parts, time.perf_counter() - started, images.shape[-1], side)
     reference = None
     if result.has_reference:
         reference = images if result.size == side else torch.from_numpy(volume.data).float().unsqueeze(1)
-    write_outputs(task, source, settings, volume, prior, result, reference, device, shard)
-    return 0
+    return write_outputs(task, source, settings, volume, prior, result, reference, device, shard, folder)
 
 
 def _gather(local: dict, shard) -> list[dict] | None:

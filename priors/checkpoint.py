@@ -22,6 +22,7 @@ import hashlib
 import json
 import os
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -117,6 +118,14 @@ def _read_tensors(path: Path, sha256: str | None) -> dict[str, torch.Tensor]:
         raise PriorError(f"{path}: not a valid safetensors file ({exc})") from None
 
 
+def _weights_record(meta: dict[str, Any], where: Path) -> dict[str, Any]:
+    """The metadata's ``weights`` entry ({"file": str, "sha256": str, ...}), its types checked."""
+    record = meta.get("weights", {})
+    if not isinstance(record, dict) or not all(isinstance(record.get(k, ""), str) for k in ("file", "sha256")):
+        raise PriorError(f"{where}: 'weights' must be an object with the weights' \"file\" and \"sha256\" as text")
+    return record
+
+
 def _tensors_bytes(tensors: dict[str, torch.Tensor]) -> bytes:
     return st_save({k: v.detach().to("cpu").contiguous() for k, v in tensors.items()})
 
@@ -170,19 +179,20 @@ def read_prior(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any
     meta = _read_json(jpath)
     if meta.get("format") != PRIOR_FORMAT:
         raise PriorError(f"{jpath}: not a prior metadata file (format {meta.get('format')!r})")
-    wfile = jpath.with_name(Path(meta.get("weights", {}).get("file") or wpath.name).name)
-    tensors = _read_tensors(wfile, meta.get("weights", {}).get("sha256"))
+    record = _weights_record(meta, jpath)
+    wfile = jpath.with_name(Path(record.get("file") or wpath.name).name)
+    tensors = _read_tensors(wfile, record.get("sha256"))
     return {k: v.float() if v.is_floating_point() else v for k, v in tensors.items()}, meta
 
 
 def _read_run(run_dir: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    ckpt = latest_checkpoint(run_dir)
-    if ckpt is None:
+    loaded = load_latest_checkpoint(run_dir)
+    if loaded is None:
         pickles = sorted(q for q in run_dir.rglob("*") if q.suffix.lower() in PICKLE_SUFFIXES)
         if pickles:
             refuse_pickle(pickles[0])
         raise PriorError(f"{run_dir}: no checkpoint found (expected checkpoints/step-*.json)")
-    tensors, state = load_checkpoint(ckpt)
+    tensors, state = loaded
     weights = {k[len("ema."):]: v for k, v in tensors.items() if k.startswith("ema.")}
     return weights, prior_meta_from_checkpoint(state)
 
@@ -238,12 +248,35 @@ def latest_checkpoint(run_dir: str | Path) -> Path | None:
     return found[-1] if found else None
 
 
+def load_latest_checkpoint(run_dir: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]] | None:
+    """(tensors, state) of the newest checkpoint of a run that loads intact, or None when there is none.
+
+    A newer checkpoint that is corrupted (bad JSON, missing or changed weights) is skipped with a
+    warning naming it, so a damaged last write does not block resuming from the one before; when
+    no checkpoint loads, the newest one's error is raised.
+    """
+    found = sorted(checkpoint_dir(run_dir).glob("step-*.json"), reverse=True)
+    first_error: PriorError | None = None
+    for path in found:
+        try:
+            loaded = load_checkpoint(path)
+        except PriorError as error:
+            first_error = first_error or error
+            continue
+        if first_error is not None:
+            warnings.warn(f"{first_error}; resuming from the intact {path.name} instead", stacklevel=2)
+        return loaded
+    if first_error is not None:
+        raise first_error
+    return None
+
+
 def load_checkpoint(json_path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """(tensors, state) of a training checkpoint, hash-verified."""
     jpath = Path(json_path)
     state = _read_json(jpath)
     if state.get("format") != CHECKPOINT_FORMAT:
         raise PriorError(f"{jpath}: not a training checkpoint (format {state.get('format')!r})")
-    weights = state.get("weights", {})
+    weights = _weights_record(state, jpath)
     wfile = Path(weights.get("file") or jpath.with_suffix(".safetensors").name).name
     return _read_tensors(jpath.with_name(wfile), weights.get("sha256")), state

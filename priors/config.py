@@ -46,12 +46,41 @@ class NetworkConfig:
     fourier_scale: float = 16.0
 
     def __post_init__(self) -> None:
+        _check_network_types(self)
         levels = len(self.ch_mult)
         if self.image_size % (2 ** (levels - 1)):
             raise PriorError(f"network config: image_size {self.image_size} is not divisible by "
                              f"2^{levels - 1} for ch_mult {self.ch_mult}")
         if self.nf < 4 or self.num_res_blocks < 1 or levels < 1:
             raise PriorError("network config: need nf >= 4, num_res_blocks >= 1 and a non-empty ch_mult")
+
+
+# Ranges a network description may take: wide enough for any prior this project trains, narrow
+# enough that a tampered metadata file cannot make the loader allocate gigabytes.
+_INT_RANGES = {"image_size": (8, 4096), "channels": (1, 8), "nf": (4, 512), "num_res_blocks": (1, 16)}
+_MAX_LEVELS, _MAX_MULT = 10, 16
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_network_types(cfg: "NetworkConfig") -> None:
+    """Refuse fields of the wrong type or outside :data:`_INT_RANGES` (one line naming the field)."""
+    for name, (low, high) in _INT_RANGES.items():
+        value = getattr(cfg, name)
+        if not _is_int(value) or not low <= value <= high:
+            raise PriorError(f"network config: {name} must be an integer in [{low}, {high}], got {value!r}")
+    for name, high in (("ch_mult", _MAX_MULT), ("attn_resolutions", 4096)):
+        value = getattr(cfg, name)
+        if not isinstance(value, tuple) or not all(_is_int(v) and 1 <= v <= high for v in value):
+            raise PriorError(f"network config: {name} must be a list of integers in [1, {high}], got {value!r}")
+    if len(cfg.ch_mult) > _MAX_LEVELS:
+        raise PriorError(f"network config: ch_mult has {len(cfg.ch_mult)} levels, at most {_MAX_LEVELS}")
+    for name, low, high in (("dropout", 0.0, 0.99), ("fourier_scale", 1e-3, 1e3)):
+        value = getattr(cfg, name)
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not low <= value <= high:
+            raise PriorError(f"network config: {name} must be a number in [{low}, {high}], got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -124,7 +153,9 @@ def network_to_dict(cfg: NetworkConfig) -> dict[str, Any]:
 
 
 def network_from_dict(data: dict[str, Any]) -> NetworkConfig:
-    """Inverse of :func:`network_to_dict`; unknown keys are refused."""
+    """Inverse of :func:`network_to_dict`; unknown keys, wrong types and absurd sizes are refused."""
+    if not isinstance(data, dict):
+        raise PriorError(f"network config: expected an object of named fields, got {type(data).__name__}")
     data = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
     return _build(NetworkConfig, data, "network")
 

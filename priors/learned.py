@@ -95,8 +95,12 @@ def build_network(weights: dict[str, torch.Tensor], meta: dict[str, Any], where:
     """
     if "network" not in meta:
         raise PriorError(f"{where}: metadata has no 'network' architecture")
-    net = NCSNpp(network_from_dict(meta["network"]))
-    expected = net.state_dict()
+    try:
+        config = network_from_dict(meta["network"])
+    except PriorError as error:
+        raise PriorError(f"{where}: {error}") from None
+    with torch.device("meta"):  # shapes only: nothing is allocated before the weights are known to fit
+        expected = NCSNpp(config).state_dict()
     missing = sorted(set(expected) - set(weights))
     unexpected = sorted(set(weights) - set(expected))
     shapes = sorted(k for k in set(expected) & set(weights) if expected[k].shape != weights[k].shape)
@@ -105,8 +109,20 @@ def build_network(weights: dict[str, torch.Tensor], meta: dict[str, Any], where:
                            for label, keys in (("missing", missing), ("unexpected", unexpected),
                                                ("wrong shape", shapes)) if keys)
         raise PriorError(f"{where}: weights do not match the architecture in the metadata ({detail})")
+    net = NCSNpp(config)
     net.load_state_dict(weights)
     return net.eval().requires_grad_(False)
+
+
+def _check_sde(meta: dict[str, Any], where: str | Path) -> None:
+    """Refuse an ``sde`` entry without positive numbers sigma_min < sigma_max."""
+    sde = meta.get("sde")
+    numbers = isinstance(sde, dict) and all(
+        isinstance(sde.get(k, 0.01), (int, float)) and not isinstance(sde.get(k), bool)
+        for k in ("sigma_max", "sigma_min"))
+    if not numbers or "sigma_max" not in sde or not 0 < sde.get("sigma_min", 0.01) < sde["sigma_max"] < 1e6:
+        raise PriorError(f"{where}: metadata needs sde.sigma_max (and optional sde.sigma_min) as numbers with "
+                         f"0 < sigma_min < sigma_max, got {sde!r}")
 
 
 class LearnedPrior:
@@ -135,8 +151,7 @@ class LearnedPrior:
     def from_path(cls, path: str | Path, device: str | torch.device = "cpu") -> "LearnedPrior":
         """Load a prior file (prefix, .json or .safetensors) or a training run folder, and its profile."""
         weights, meta = read_prior(path)
-        if "sigma_max" not in meta.get("sde", {}):
-            raise PriorError(f"{path}: metadata has no sde.sigma_max")
+        _check_sde(meta, path)
         profile = profile_path(path)
         meta = apply_profile(meta, read_profile(profile), profile)
         prior = cls(build_network(weights, meta, str(path)), meta).to(device)

@@ -171,13 +171,13 @@ class Trainer:
         if not self.data_path.is_file():
             raise PriorError(f"--data {data}: no such file")
         self.images, manifest = read_images(self.data_path)
-        latest = ckpt.latest_checkpoint(self.run_dir)
+        latest = ckpt.load_latest_checkpoint(self.run_dir)
         tensors: dict[str, torch.Tensor] = {}
         if latest is None:
             state = None
             cfg = self._fresh_config(config or PRESETS["base"], overrides)
         else:
-            tensors, state = ckpt.load_checkpoint(latest)
+            tensors, state = latest
             stored = RunConfig.from_dict(state["config"])
             if config is not None and dataclasses.replace(
                     config.network, image_size=stored.network.image_size) != stored.network:

@@ -106,3 +106,54 @@ def test_safetensors_whose_header_length_starts_with_the_pickle_opcode_is_accept
     path.write_bytes(pickle.dumps({"a": 1}, protocol=4))
     with pytest.raises(PriorError, match="pickle"):
         refuse_pickle(path)
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("nf", 4096, "nf must be an integer"), ("num_res_blocks", 100000, "num_res_blocks must be an integer"),
+    ("nf", "16", "nf must be an integer"), ("ch_mult", [1, "2"], "ch_mult must be a list"),
+    ("dropout", True, "dropout must be a number"), ("image_size", 2.5, "image_size must be an integer")])
+def test_tampered_network_fields_are_refused_before_any_network_is_built(saved, monkeypatch, field, value, message):
+    # Issue 18: "nf": 4096 or "num_res_blocks": 100000 built an 8.8-9.5 GB network before the
+    # comparison with the weights. Now the ranges refuse them, and no module is built at all.
+    _, prefix = saved
+    jpath = prefix.with_name(prefix.name + ".json")
+    meta = json.loads(jpath.read_text())
+    meta["network"][field] = value
+    jpath.write_text(json.dumps(meta))
+    monkeypatch.setattr("priors.learned.NCSNpp", lambda *a: pytest.fail("a network was built"))
+    with pytest.raises(PriorError, match=message):
+        priors.load(jpath)
+
+
+def test_shapes_are_compared_on_the_meta_device_before_the_network_is_allocated(saved, monkeypatch):
+    _, prefix = saved
+    jpath = prefix.with_name(prefix.name + ".json")
+    meta = json.loads(jpath.read_text())
+    meta["network"]["nf"] = 512  # in range, but not these weights: refused from shapes alone
+    jpath.write_text(json.dumps(meta))
+    built = []
+    real = NCSNpp
+
+    def spy(config):
+        built.append(torch.empty(0).device.type)  # the default device the module is built on
+        return real(config)
+
+    monkeypatch.setattr("priors.learned.NCSNpp", spy)
+    with pytest.raises(PriorError, match="do not match the architecture"):
+        priors.load(jpath)
+    assert built == ["meta"]
+
+
+@pytest.mark.parametrize("entry, value, message", [
+    ("weights", None, "'weights' must be an object"), ("network", [1, 2], "network config: expected an object"),
+    ("weights", {"file": 3, "sha256": "x"}, "'weights' must be an object"),
+    ("sde", None, "sde.sigma_max"), ("sde", {"sigma_max": "128"}, "sde.sigma_max"),
+    ("sde", {"sigma_max": 0.001}, "sde.sigma_max")])
+def test_malformed_metadata_entries_are_one_line_errors(saved, entry, value, message):
+    _, prefix = saved
+    jpath = prefix.with_name(prefix.name + ".json")
+    meta = json.loads(jpath.read_text())
+    meta[entry] = value
+    jpath.write_text(json.dumps(meta))
+    with pytest.raises(PriorError, match=message):
+        priors.load(jpath)

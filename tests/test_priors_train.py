@@ -197,3 +197,22 @@ def test_runs_without_an_images_hash_resume_on_the_same_file_or_the_same_recipe(
     assert not same_training_data(old, rebuilt, digest, n, {**recipe, "seeds": {"seed": 1}, "created": "now"})
     assert not same_training_data(old, rebuilt, images_sha256(images[:-1]), n - 1, {**recipe, "created": "now"})
     assert not same_training_data({**old, "manifest": {}}, rebuilt, digest, n, {})
+
+
+def test_a_corrupted_newest_checkpoint_falls_back_to_the_previous_intact_one(data, tmp_path):
+    # Issue 18: a damaged last write blocked resuming although the checkpoint before it was intact.
+    run = tmp_path / "run"
+    train(data, run, PRESETS["tiny"], {"steps": 4, "ckpt_every": 2}, progress=False)
+    newest = latest_checkpoint(run)
+    assert newest.name == "step-00000004.json"
+    weights = newest.with_suffix(".safetensors")
+    weights.write_bytes(weights.read_bytes()[:-100])  # truncated: its sha256 no longer matches
+    with pytest.warns(UserWarning, match="step-00000004.*resuming from the intact step-00000002.json"):
+        trainer = Trainer(data, run, None, {"steps": 6}, progress=False)
+    assert trainer.step == 2
+    with pytest.warns(UserWarning, match="intact step-00000002"):
+        priors.load(run)  # the prior of a run folder takes the same fallback
+    newest.write_text("{ not json")
+    (run / "checkpoints" / "step-00000002.safetensors").unlink()  # nothing intact left
+    with pytest.raises(PriorError, match="step-00000004.json: not valid JSON"):
+        Trainer(data, run, None, {"steps": 6}, progress=False)  # nothing intact: the newest's error

@@ -172,9 +172,9 @@ def _open_run(setup: dict[str, Any], network: UNetConfig, settings: TrainSetting
     torch.manual_seed(settings.seed)
     model = ResidualUNet(network).to(dev)
     run = _Run(model, torch.optim.Adam(model.parameters(), lr=settings.lr), setup, run_dir)
-    latest = ckpt.latest_checkpoint(run_dir)
+    latest = ckpt.load_latest_checkpoint(run_dir)
     if latest is not None:
-        tensors, state = ckpt.load_checkpoint(latest)
+        tensors, state = latest
         changed = _changed(state.get("setup", {}), setup)
         if changed:
             raise InputError(f"{run_dir}: holds a run with other settings ({', '.join(changed[:4])}); "

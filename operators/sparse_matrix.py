@@ -1,10 +1,19 @@
 """Radon transform as a sparse system matrix built by astra-toolbox.
 
-The matrix of astra's ``linear`` (Joseph) or ``strip`` projector is built once
-per geometry, cached on disk as int32 CSR arrays keyed by the geometry, and
-applied with torch CSR tensors on whatever device the images live on. The
-transposed matrix is stored explicitly, so the adjoint is a CSR product too.
-A custom autograd Function makes gradients use the transpose.
+Only the *representative* views of the scan are stored (a quarter of them, see
+:mod:`operators.symmetry`): the matrix of astra's ``linear`` (Joseph) or ``strip``
+projector for those views is built once per geometry, cached on disk as int32
+CSR arrays keyed by the geometry, and applied with torch CSR tensors on whatever
+device the images live on. Other views are the representatives applied to a
+permuted image, in one of two ways:
+
+* few views (at most as many as there are representatives, e.g. sparse-view CT):
+  their own rows, made from the representatives' rows by renumbering the columns;
+* many views (all views, the metal-trace mask): the representatives' matrix times
+  the four permuted images, stacked as columns of one product.
+
+Transposed matrices are stored explicitly, so adjoints are CSR products too, and
+a custom autograd Function makes gradients use the transpose.
 """
 from __future__ import annotations
 
@@ -19,6 +28,8 @@ import scipy.sparse
 import torch
 
 from operators.geometry import ParallelBeamGeometry
+from operators.symmetry import (PERMUTATIONS, pixel_permutations, representative_views,
+                                view_orbits)
 
 PROJECTORS = ("linear", "strip")
 
@@ -30,15 +41,17 @@ def cache_dir() -> Path:
 
 
 def estimated_nonzeros(geometry: ParallelBeamGeometry) -> int:
-    """Upper estimate of the matrix's non-zeros (two bins per pixel per view)."""
-    return 2 * geometry.size * geometry.size * geometry.n_angles
+    """Upper estimate of the stored matrix's non-zeros (two bins per pixel per representative view)."""
+    return 2 * geometry.size * geometry.size * len(representative_views(geometry.n_angles))
 
 
 def _build_with_astra(geometry: ParallelBeamGeometry, projector: str) -> scipy.sparse.csr_matrix:
+    """The matrix of the representative views, (R * n_detectors, N * N) float32."""
     import astra
 
     vol = astra.create_vol_geom(geometry.size, geometry.size)
-    proj = astra.create_proj_geom("parallel", 1.0, geometry.n_detectors, geometry.angles())
+    angles = geometry.angles()[representative_views(geometry.n_angles)]
+    proj = astra.create_proj_geom("parallel", 1.0, geometry.n_detectors, angles)
     pid = astra.create_projector(projector, proj, vol)
     mid = astra.projector.matrix(pid)
     try:
@@ -51,13 +64,13 @@ def _build_with_astra(geometry: ParallelBeamGeometry, projector: str) -> scipy.s
 def _cache_path(geometry: ParallelBeamGeometry, projector: str) -> Path:
     import astra
 
-    tag = f"{geometry.key()}_{projector}_astra{astra.__version__}"
+    tag = f"{geometry.key()}_{projector}_reps_astra{astra.__version__}"
     digest = hashlib.sha256(tag.encode()).hexdigest()[:12]
     return cache_dir() / f"{tag}_{digest}.npz"
 
 
 def load_system_matrix(geometry: ParallelBeamGeometry, projector: str = "linear") -> scipy.sparse.csr_matrix:
-    """The (n_angles*n_detectors, N*N) system matrix, from the disk cache or astra."""
+    """The (R * n_detectors, N * N) matrix of the representative views, from the disk cache or astra."""
     if projector not in PROJECTORS:
         raise ValueError(f"projector must be one of {PROJECTORS}, got {projector!r}")
     path = _cache_path(geometry, projector)
@@ -73,6 +86,20 @@ def load_system_matrix(geometry: ParallelBeamGeometry, projector: str = "linear"
                  indptr=matrix.indptr.astype(np.int32), shape=np.array(matrix.shape))
     os.replace(tmp, path)
     return matrix
+
+
+def view_rows(representatives: scipy.sparse.csr_matrix, geometry: ParallelBeamGeometry,
+              views: np.ndarray) -> scipy.sparse.csr_matrix:
+    """The (V * n_detectors, N * N) rows of ``views`` made from the representatives' rows:
+    a view seeing permutation ``perm`` of the image has its representative's weights on columns ``perm[p]``."""
+    orbits = view_orbits(geometry.n_angles, views)
+    n_det = geometry.n_detectors
+    rows = (orbits.representative[:, None] * n_det + np.arange(n_det)).ravel()
+    matrix = representatives[rows]
+    permutation_of_row = np.repeat(orbits.permutation, n_det)
+    permutation_of_entry = np.repeat(permutation_of_row, np.diff(matrix.indptr))
+    columns = pixel_permutations(geometry.size)[permutation_of_entry, matrix.indices]
+    return scipy.sparse.csr_matrix((matrix.data, columns.astype(np.int32), matrix.indptr), shape=matrix.shape)
 
 
 def to_torch_csr(matrix: scipy.sparse.csr_matrix, device: torch.device | str = "cpu",
@@ -103,10 +130,10 @@ class _CSRApply(torch.autograd.Function):
 
 
 class SparseMatrixProjector:
-    """Forward and adjoint Radon transform with a cached astra system matrix.
+    """Forward and adjoint Radon transform with a cached astra system matrix of the representative views.
 
-    Matrices (and row subsets of them for sparse views) are kept per
-    (views, device, dtype) and built lazily.
+    View sets no larger than the representatives get their own rows (:func:`view_rows`), kept per
+    (views, device, dtype); larger ones, and the full scan, use the stacked product of the class doc.
     """
 
     def __init__(self, geometry: ParallelBeamGeometry, projector: str = "linear"):
@@ -114,31 +141,59 @@ class SparseMatrixProjector:
         self.projector = projector
         self._scipy: scipy.sparse.csr_matrix | None = None
         self._torch: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._n_representatives = len(representative_views(geometry.n_angles))
 
-    def _matrices(self, views: torch.Tensor | None, device: torch.device,
-                  dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
-        view_key = None if views is None else tuple(views.tolist())
-        key = (view_key, str(device), dtype)
+    def _representatives(self) -> scipy.sparse.csr_matrix:
+        if self._scipy is None:
+            self._scipy = load_system_matrix(self.geometry, self.projector)
+        return self._scipy
+
+    def _pair(self, key: tuple, build) -> tuple[torch.Tensor, torch.Tensor]:
+        """(W, W^T) as torch CSR for ``key`` = (what, device, dtype), built by ``build()`` once."""
         if key not in self._torch:
-            if self._scipy is None:
-                self._scipy = load_system_matrix(self.geometry, self.projector)
-            matrix = self._scipy
-            if views is not None:
-                n_det = self.geometry.n_detectors
-                rows = (views.cpu().numpy()[:, None] * n_det + np.arange(n_det)).ravel()
-                matrix = matrix[rows]
+            matrix = build()
+            device, dtype = key[1], key[2]
             self._torch[key] = (to_torch_csr(matrix, device, dtype), to_torch_csr(matrix.T.tocsr(), device, dtype))
         return self._torch[key]
 
+    def _plan(self, views: torch.Tensor | None, device: torch.device, dtype: torch.dtype):
+        """("rows", W, W^T) for few views; ("stacked", W_R, W_R^T, orbits, permutations) for many."""
+        all_views = views is None
+        indices = np.arange(self.geometry.n_angles) if all_views else views.cpu().numpy().astype(np.int64)
+        if len(indices) <= self._n_representatives:
+            pair = self._pair((tuple(indices.tolist()), str(device), dtype),
+                              lambda: view_rows(self._representatives(), self.geometry, indices))
+            return ("rows", *pair)
+        pair = self._pair(("representatives", str(device), dtype), self._representatives)
+        orbits = view_orbits(self.geometry.n_angles, indices)
+        key = ("orbits", None if all_views else tuple(indices.tolist()), str(device))
+        if key not in self._torch:
+            permutations = torch.from_numpy(pixel_permutations(self.geometry.size)).to(device)
+            self._torch[key] = (torch.from_numpy(orbits.representative).to(device),
+                                torch.from_numpy(orbits.permutation).to(device), permutations,
+                                torch.argsort(permutations, dim=1))
+        return ("stacked", *pair, *self._torch[key])
+
     def forward(self, x: torch.Tensor, views: torch.Tensor | None = None) -> torch.Tensor:
         """(B, N, N) images -> (B, V, n_detectors) sinograms (V = all views by default)."""
-        w, wt = self._matrices(views, x.device, x.dtype)
-        b = x.shape[0]
-        return _CSRApply.apply(x.reshape(b, -1), w, wt).view(b, -1, self.geometry.n_detectors)
+        plan = self._plan(views, x.device, x.dtype)
+        b, n_det = x.shape[0], self.geometry.n_detectors
+        flat = x.reshape(b, -1)
+        if plan[0] == "rows":
+            return _CSRApply.apply(flat, plan[1], plan[2]).view(b, -1, n_det)
+        _, w, wt, representative, permutation, permutations, _ = plan
+        stacked = flat[:, permutations].transpose(0, 1).reshape(len(PERMUTATIONS) * b, -1)  # (4B, N*N)
+        out = _CSRApply.apply(stacked, w, wt).view(len(PERMUTATIONS), b, -1, n_det)  # (4, B, R, D)
+        return out[permutation, :, representative].transpose(0, 1)  # (B, V, D)
 
     def adjoint(self, y: torch.Tensor, views: torch.Tensor | None = None) -> torch.Tensor:
         """(B, V, n_detectors) sinograms -> (B, N, N) back-projections."""
-        w, wt = self._matrices(views, y.device, y.dtype)
-        b = y.shape[0]
-        n = self.geometry.size
-        return _CSRApply.apply(y.reshape(b, -1), wt, w).view(b, n, n)
+        plan = self._plan(views, y.device, y.dtype)
+        b, n = y.shape[0], self.geometry.size
+        if plan[0] == "rows":
+            return _CSRApply.apply(y.reshape(b, -1), plan[2], plan[1]).view(b, n, n)
+        _, w, wt, representative, permutation, _, inverse = plan
+        parts = y.new_zeros((len(PERMUTATIONS), b, self._n_representatives, self.geometry.n_detectors))
+        parts[permutation, :, representative] = y.transpose(0, 1)  # each (permutation, representative) once
+        back = _CSRApply.apply(parts.reshape(len(PERMUTATIONS) * b, -1), wt, w).view(len(PERMUTATIONS), b, -1)
+        return sum(back[g][:, inverse[g]] for g in range(len(PERMUTATIONS))).view(b, n, n)

@@ -39,6 +39,22 @@ BACKENDS = ("auto", "matrix", "astra", "torch")
 MATRIX_BUDGET_BYTES = 3 * 2**30
 
 
+class _AstraOrTorch:
+    """astra's projector for CPU tensors, the matrix-free torch projector for others (the large-image choice)."""
+
+    def __init__(self, geometry: ParallelBeamGeometry):
+        from operators.astra_backend import AstraProjector
+        from operators.joseph import TorchProjector
+
+        self._cpu, self._other = AstraProjector(geometry), TorchProjector(geometry)
+
+    def forward(self, x: torch.Tensor, views: torch.Tensor | None = None) -> torch.Tensor:
+        return (self._cpu if x.device.type == "cpu" else self._other).forward(x, views)
+
+    def adjoint(self, y: torch.Tensor, views: torch.Tensor | None = None) -> torch.Tensor:
+        return (self._cpu if y.device.type == "cpu" else self._other).adjoint(y, views)
+
+
 class Radon:
     """Parallel-beam Radon transform of square (B, 1, N, N) images.
 
@@ -50,8 +66,11 @@ class Radon:
         (CPU or CUDA), cached on disk;
       * ``astra``: astra-toolbox's own CPU/CUDA projector, via numpy;
       * ``torch``: matrix-free Joseph splatting in pure torch, any size.
-    ``auto`` picks ``matrix`` while the matrix fits ``MATRIX_BUDGET_BYTES``
-    and ``torch`` beyond.
+    ``auto`` picks ``matrix`` while its stored matrix (the representative
+    views, a quarter of the scan) fits ``MATRIX_BUDGET_BYTES``, that is up to
+    about 600² at full views, and beyond that astra's projector for CPU tensors
+    (3x faster than ``torch`` there) and ``torch`` for GPU tensors
+    (``benchmarks/operators_speed.py``).
 
     Args:
         size: image side N.
@@ -72,12 +91,13 @@ class Radon:
             raise ValueError(f"unknown Radon backend {backend!r}; choose one of {', '.join(BACKENDS)}")
         if window not in WINDOWS:
             raise ValueError(f"unknown FBP window {window!r}; choose one of {', '.join(WINDOWS)}")
-        if backend == "auto":
+        auto = backend == "auto"
+        if auto:
             fits = 2 * 8 * estimated_nonzeros(self.geometry) <= MATRIX_BUDGET_BYTES
-            backend = "matrix" if fits else "torch"
+            backend = "matrix" if fits else "astra"
         self.backend = backend
         self.window = window
-        self._projector = {"matrix": SparseMatrixProjector, "astra": AstraProjector,
+        self._projector = {"matrix": SparseMatrixProjector, "astra": _AstraOrTorch if auto else AstraProjector,
                            "torch": TorchProjector}[backend](self.geometry)
 
     @property

@@ -10,7 +10,10 @@ Tolerances. Classical methods are deterministic linear algebra: float32 round-of
 model units), so one stored-value step is allowed. The score runs (dds, 10 levels, seeded) add fresh
 noise at each level; round-off in the network and the CG steps moves single pixels by a few HU at
 most, so the mean absolute difference must stay below 1 HU (2.5e-4) and the largest below 40 HU (0.01).
-A change of seed or of any sampler option moves the mean by tens of HU.
+A change of seed or of any sampler option moves the mean by tens of HU. The MAR cases were re-recorded
+when the Radon matrix came to be stored for the representative views only (round-off changes) and the
+simulated scan's Poisson counts came to be drawn by inverse CDF (``recon.metal.simulate.poisson_counts``):
+before, torch.poisson's rejection sampler turned a one-count round-off change into new noise everywhere.
 """
 from __future__ import annotations
 

@@ -76,9 +76,51 @@ def test_matrix_cache_is_reused(tmp_path, monkeypatch):
     assert list((tmp_path / "radon").glob("*.npz")) == files
 
 
-def test_auto_backend_switches_to_matrix_free_for_large_images():
-    assert Radon(64).backend == "matrix"
-    assert Radon(2048).backend == "torch"
+def test_auto_backend_uses_the_matrix_up_to_clinical_sizes_and_astra_beyond():
+    assert Radon(64).backend == "matrix" and Radon(512).backend == "matrix"  # 512^2 full views fits the budget
+    assert Radon(2048).backend == "astra"
+
+
+@pytest.mark.parametrize("size, n_angles", [(48, 0), (31, 0), (30, 0), (32, 20), (33, 17)])
+def test_views_made_from_the_representatives_match_astra_for_any_view_set(size, n_angles):
+    # The matrix stores only the representative views (a quarter of an even scan, half of an odd one,
+    # operators.symmetry); every other view is a representative of a permuted image. Both ways of
+    # applying it (own rows for few views, the stacked product for many) agree with astra's own
+    # projector to float32 round-off: astra places each ray in float32, so a kernel weight may move by
+    # ~N * 6e-8 ~ 2e-6 (and its mirrored view by as much the other way), a few 1e-5 of an entry after
+    # the sums; a wrong view or permutation would be off by O(1) of the maximum.
+    matrix, astra = Radon(size, n_angles, backend="matrix"), Radon(size, n_angles, backend="astra")
+    m = matrix.geometry.n_angles
+    x = torch.rand(2, 1, size, size)
+    for views in (None, torch.tensor([0, 1, m // 2, m - 1]), torch.arange(m // 2 + 3), torch.tensor([m - 2, 3])):
+        y = astra.forward(x, views)
+        assert float((matrix.forward(x, views) - y).abs().max()) <= 1e-4 * float(y.abs().max())
+        back = astra.adjoint(y, views)
+        assert float((matrix.adjoint(y, views) - back).abs().max()) <= 1e-4 * float(back.abs().max())
+
+
+def test_representative_views_and_their_orbits():
+    from operators.symmetry import pixel_permutations, representative_views, view_orbits
+
+    assert representative_views(512).tolist() == list(range(129))
+    assert representative_views(17).tolist() == list(range(9))
+    orbits = view_orbits(512, np.array([0, 128, 129, 256, 300, 384, 385, 511]))
+    assert orbits.representative.tolist() == [0, 128, 127, 0, 44, 128, 127, 1]
+    assert orbits.permutation.tolist() == [0, 0, 1, 1, 2, 2, 3, 3]
+    image = np.arange(16).reshape(4, 4)
+    identity, transpose, rotate, flip = (image.ravel()[p].reshape(4, 4) for p in pixel_permutations(4))
+    assert (identity == image).all() and (transpose == image[::-1, ::-1].T).all()
+    assert (rotate == np.rot90(image, -1)).all() and (flip == image[:, ::-1]).all()
+    with pytest.raises(ValueError, match="view indices"):
+        view_orbits(8, np.array([8]))
+
+
+def test_stacked_product_gradient_uses_the_transpose():
+    radon = Radon(24, backend="matrix")  # all views: the stacked product of the representatives
+    x = torch.rand(2, 1, 24, 24, requires_grad=True)
+    w = torch.rand(2, 1, *radon.geometry.sino_shape)
+    (radon.forward(x) * w).sum().backward()
+    assert torch.allclose(x.grad, radon.adjoint(w), atol=1e-5)
 
 
 def _astra_fbp(sino: np.ndarray, geometry: ParallelBeamGeometry) -> np.ndarray:

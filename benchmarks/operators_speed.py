@@ -58,8 +58,7 @@ def main() -> None:
                 results = {}
                 for backend in ("astra", "matrix", "torch"):
                     m = sparse_view_ct(size, n_views, backend=backend)
-                    geometry = m.transform.geometry
-                    if backend == "matrix" and 2 * 8 * estimated_nonzeros(geometry) > MATRIX_BUDGET_BYTES:
+                    if backend == "matrix" and 2 * 8 * estimated_nonzeros(m.transform.geometry) > MATRIX_BUDGET_BYTES:
                         continue  # the auto backend would not build this matrix either
                     if backend == "astra" and device.type != "cpu":
                         x_astra = x.cpu()

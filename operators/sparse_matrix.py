@@ -7,10 +7,11 @@ CSR arrays keyed by the geometry, and applied with torch CSR tensors on whatever
 device the images live on. Other views are the representatives applied to a
 permuted image, in one of two ways:
 
-* few views (at most as many as there are representatives, e.g. sparse-view CT):
-  their own rows, made from the representatives' rows by renumbering the columns;
-* many views (all views, the metal-trace mask): the representatives' matrix times
-  the four permuted images, stacked as columns of one product.
+* few views (at most as many as there are representatives, e.g. sparse-view CT), or any
+  views while their rows fit ``ROWS_BUDGET_BYTES``: their own rows, made from the
+  representatives' rows by renumbering the columns;
+* many views of a large image (all views at 512², the metal-trace mask): the
+  representatives' matrix times the four permuted images, stacked as columns of one product.
 
 Transposed matrices are stored explicitly, so adjoints are CSR products too, and
 a custom autograd Function makes gradients use the transpose.
@@ -32,6 +33,9 @@ from operators.symmetry import (PERMUTATIONS, pixel_permutations, representative
                                 view_orbits)
 
 PROJECTORS = ("linear", "strip")
+# Views get their own rows (fastest: one product with B columns) while these fit in this many bytes,
+# up to ~360^2 at full views; beyond, the stacked product of the representatives (4B columns, 4x less memory).
+ROWS_BUDGET_BYTES = 2**30
 
 
 def cache_dir() -> Path:
@@ -132,8 +136,8 @@ class _CSRApply(torch.autograd.Function):
 class SparseMatrixProjector:
     """Forward and adjoint Radon transform with a cached astra system matrix of the representative views.
 
-    View sets no larger than the representatives get their own rows (:func:`view_rows`), kept per
-    (views, device, dtype); larger ones, and the full scan, use the stacked product of the class doc.
+    View sets no larger than the representatives, or whose rows fit ``ROWS_BUDGET_BYTES``, get their own
+    rows (:func:`view_rows`), kept per (views, device, dtype); larger ones use the stacked product.
     """
 
     def __init__(self, geometry: ParallelBeamGeometry, projector: str = "linear"):
@@ -160,7 +164,8 @@ class SparseMatrixProjector:
         """("rows", W, W^T) for few views; ("stacked", W_R, W_R^T, orbits, permutations) for many."""
         all_views = views is None
         indices = np.arange(self.geometry.n_angles) if all_views else views.cpu().numpy().astype(np.int64)
-        if len(indices) <= self._n_representatives:
+        own_rows_bytes = 16 * 2 * self.geometry.size ** 2 * len(indices)  # W and W^T, 2 entries per pixel and view
+        if len(indices) <= self._n_representatives or own_rows_bytes <= ROWS_BUDGET_BYTES:
             pair = self._pair((tuple(indices.tolist()), str(device), dtype),
                               lambda: view_rows(self._representatives(), self.geometry, indices))
             return ("rows", *pair)

@@ -103,7 +103,9 @@ def view_rows(representatives: scipy.sparse.csr_matrix, geometry: ParallelBeamGe
     permutation_of_row = np.repeat(orbits.permutation, n_det)
     permutation_of_entry = np.repeat(permutation_of_row, np.diff(matrix.indptr))
     columns = pixel_permutations(geometry.size)[permutation_of_entry, matrix.indices]
-    return scipy.sparse.csr_matrix((matrix.data, columns.astype(np.int32), matrix.indptr), shape=matrix.shape)
+    rows = scipy.sparse.csr_matrix((matrix.data, columns.astype(np.int32), matrix.indptr), shape=matrix.shape)
+    rows.sort_indices()  # pixels in memory order along each ray, as astra's own rows: faster products
+    return rows
 
 
 def to_torch_csr(matrix: scipy.sparse.csr_matrix, device: torch.device | str = "cpu",

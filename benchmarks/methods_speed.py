@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import resource
 import subprocess
 import sys
 import time
 
 import torch
+from provenance import header
 
 METHODS = ("fbp", "sirt", "cgls", "fista-tv", "score")
 
@@ -73,9 +73,7 @@ def main() -> None:
     if args.one:
         print(json.dumps(_one(int(args.one[0]), args.views, args.one[1])))
         return
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-    print(f"Sparse-view CT, {args.views} views, one slice; commit {commit}; {platform.processor() or platform.machine()}, "
-          f"{torch.get_num_threads()} torch threads, torch {torch.__version__}\n")
+    print(header(f"Sparse-view CT, {args.views} views, one slice") + "\n")
     print("| method | size | s / slice | vs 128² | peak MB |")
     print("|---|---:|---:|---:|---:|")
     for method in args.methods:

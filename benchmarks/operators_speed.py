@@ -10,13 +10,12 @@ throughput relative to astra's CPU projector (the ``astra`` backend).
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
-import subprocess
 import time
 
 import torch
 
+from provenance import header
 from operators import sparse_view_ct
 from operators.sparse_matrix import estimated_nonzeros
 from operators.transforms import MATRIX_BUDGET_BYTES
@@ -46,9 +45,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
     device = torch.device(args.device)
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-    print(f"Radon forward + adjoint, median of {args.repeats}; commit {commit}; {platform.processor() or platform.machine()}, "
-          f"{torch.get_num_threads()} torch threads, device {device}, torch {torch.__version__}\n")
+    print(header(f"Radon forward + adjoint, median of {args.repeats}, device {device}") + "\n")
     print("| size | views | batch | backend | ms | images/s | vs astra CPU |")
     print("|---:|---:|---:|---|---:|---:|---:|")
     for size in args.sizes:

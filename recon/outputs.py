@@ -126,15 +126,23 @@ def _write_json(path: Path, payload: dict) -> None:
         tmp.write_text(json.dumps(payload, indent=2, default=float))
 
 
+METRICS_CHUNK = 8  # slices scored at once: bounds the metrics' float64 copies on long series
+
+
 def _metrics(result: RunResult, reference: torch.Tensor, task: Task) -> dict:
     """Per-slice and mean PSNR/SSIM of the method and the baseline, on the ``keep`` pixels (None: all)."""
     from recon.metrics import psnr, ssim
 
     per_method = {}
     for name, images in (("method", result.output), (task.baseline, result.baseline)):
-        p = np.asarray(psnr(images, reference, mask=result.keep), dtype=float)
-        s = np.asarray(ssim(images, reference, mask=result.keep), dtype=float)
-        per_method[name] = {"psnr": p.tolist(), "ssim": s.tolist()}
+        scores = {"psnr": [], "ssim": []}
+        for start in range(0, images.shape[0], METRICS_CHUNK):  # float64 copies of a few slices at a time
+            part = slice(start, start + METRICS_CHUNK)
+            keep = None if result.keep is None else result.keep[part]
+            for metric, fn in (("psnr", psnr), ("ssim", ssim)):
+                scores[metric] += np.atleast_1d(np.asarray(fn(images[part], reference[part], mask=keep),
+                                                           dtype=float)).tolist()
+        per_method[name] = scores
     return {"per_slice": per_method,
             "mean": {"psnr": float(np.mean(per_method["method"]["psnr"])),
                      "ssim": float(np.mean(per_method["method"]["ssim"])),

@@ -87,3 +87,19 @@ def test_bad_inputs_raise():
         psnr(np.zeros((2, 3, 4, 4)), np.zeros((2, 3, 4, 4)))
     with pytest.raises(ValueError):
         psnr(np.zeros((4, 4)), np.zeros((4, 4)), mask=np.zeros((4, 4), dtype=bool))
+
+
+def test_a_runs_metrics_scored_in_chunks_equal_the_whole_volumes(monkeypatch):
+    from types import SimpleNamespace
+
+    import recon.outputs
+
+    generator = torch.Generator().manual_seed(0)
+    reference = torch.rand(11, 1, 16, 16, generator=generator)
+    result = SimpleNamespace(output=reference + 0.05 * torch.randn(11, 1, 16, 16, generator=generator),
+                             baseline=reference.flip(-1), keep=None)
+    monkeypatch.setattr(recon.outputs, "METRICS_CHUNK", 4)  # 11 slices: chunks of 4, 4 and 3
+    scores = recon.outputs._metrics(result, reference, SimpleNamespace(baseline="fbp"))
+    assert np.allclose(scores["per_slice"]["method"]["psnr"], psnr(result.output, reference))
+    assert np.allclose(scores["per_slice"]["fbp"]["ssim"], ssim(result.baseline, reference))
+    assert len(scores["per_slice"]["method"]["ssim"]) == 11

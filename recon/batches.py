@@ -17,9 +17,14 @@ def reconstruct_batches(task: Task, settings, prior, options, images: torch.Tens
         {"batches": [per batch: start, output, baseline, std, keep, has_reference (CPU tensors)],
          "nfe": network evaluations per slice and sample, "params": the sampler's parameters}.
     """
+    from tqdm import tqdm
+
     from recon.methods import BASELINES
 
     batches, nfe, params = [], 0, {}
+    n_slices = sum(min(settings.batch_size, images.shape[0] - start) for start in starts)
+    slices = tqdm(total=n_slices, desc="slices", unit="slice", dynamic_ncols=True,
+                  disable=not progress or len(starts) < 2)  # a volume of several batches: progress over slices
     for start in starts:
         x = images[start:start + settings.batch_size].to(device)
         problem = task.problem(x, settings.seed + start)
@@ -38,4 +43,6 @@ def reconstruct_batches(task: Task, settings, prior, options, images: torch.Tens
                         "std": None if std is None else std.cpu(),
                         "keep": None if problem.keep is None else problem.keep.cpu(),
                         "has_reference": problem.reference is not None})
+        slices.update(x.shape[0])
+    slices.close()
     return {"batches": batches, "nfe": nfe, "params": params}

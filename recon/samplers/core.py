@@ -71,8 +71,9 @@ class Context:
     def levels(self):
         """Yield (index, sigma, next sigma) from the largest level down; the last next sigma is 0."""
         values = self.sigmas.tolist()
+        # leave=None: the bar stays when it is the only one, and vanishes under a volume's bar over slices.
         for i, sigma in enumerate(tqdm(values, desc=self.label, unit="level", disable=not self.progress,
-                                       dynamic_ncols=True)):
+                                       dynamic_ncols=True, leave=None)):
             yield i, sigma, values[i + 1] if i + 1 < len(values) else 0.0
 
     def data_step(self, x: torch.Tensor, sigma: float) -> torch.Tensor:

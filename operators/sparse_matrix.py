@@ -98,8 +98,8 @@ def view_rows(representatives: scipy.sparse.csr_matrix, geometry: ParallelBeamGe
     a view seeing permutation ``perm`` of the image has its representative's weights on columns ``perm[p]``."""
     orbits = view_orbits(geometry.n_angles, views)
     n_det = geometry.n_detectors
-    rows = (orbits.representative[:, None] * n_det + np.arange(n_det)).ravel()
-    matrix = representatives[rows]
+    source_rows = (orbits.representative[:, None] * n_det + np.arange(n_det)).ravel()
+    matrix = representatives[source_rows]
     permutation_of_row = np.repeat(orbits.permutation, n_det)
     permutation_of_entry = np.repeat(permutation_of_row, np.diff(matrix.indptr))
     columns = pixel_permutations(geometry.size)[permutation_of_entry, matrix.indices]
@@ -163,7 +163,8 @@ class SparseMatrixProjector:
         return self._torch[key]
 
     def _plan(self, views: torch.Tensor | None, device: torch.device, dtype: torch.dtype):
-        """("rows", W, W^T) for few views; ("stacked", W_R, W_R^T, orbits, permutations) for many."""
+        """("rows", W, W^T) for few views; ("stacked", W_R, W_R^T, each view's representative and
+        permutation index, the pixel permutations and their inverses) for many."""
         all_views = views is None
         indices = np.arange(self.geometry.n_angles) if all_views else views.cpu().numpy().astype(np.int64)
         own_rows_bytes = 16 * 2 * self.geometry.size ** 2 * len(indices)  # W and W^T, 2 entries per pixel and view
@@ -172,14 +173,16 @@ class SparseMatrixProjector:
                               lambda: view_rows(self._representatives(), self.geometry, indices))
             return ("rows", *pair)
         pair = self._pair(("representatives", str(device), dtype), self._representatives)
-        orbits = view_orbits(self.geometry.n_angles, indices)
         key = ("orbits", None if all_views else tuple(indices.tolist()), str(device))
         if key not in self._torch:
-            permutations = torch.from_numpy(pixel_permutations(self.geometry.size)).to(device)
+            orbits = view_orbits(self.geometry.n_angles, indices)
             self._torch[key] = (torch.from_numpy(orbits.representative).to(device),
-                                torch.from_numpy(orbits.permutation).to(device), permutations,
-                                torch.argsort(permutations, dim=1))
-        return ("stacked", *pair, *self._torch[key])
+                                torch.from_numpy(orbits.permutation).to(device))
+        permutations_key = ("permutations", str(device))  # the same for every view set
+        if permutations_key not in self._torch:
+            permutations = torch.from_numpy(pixel_permutations(self.geometry.size)).to(device)
+            self._torch[permutations_key] = (permutations, torch.argsort(permutations, dim=1))
+        return ("stacked", *pair, *self._torch[key], *self._torch[permutations_key])
 
     def forward(self, x: torch.Tensor, views: torch.Tensor | None = None) -> torch.Tensor:
         """(B, N, N) images -> (B, V, n_detectors) sinograms (V = all views by default)."""

@@ -65,6 +65,11 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def is_number(value: Any) -> bool:
+    """An int or float read from JSON (booleans, which Python counts as ints, are not numbers here)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def _check_network_types(cfg: "NetworkConfig") -> None:
     """Refuse fields of the wrong type or outside :data:`_INT_RANGES` (one line naming the field)."""
     for name, (low, high) in _INT_RANGES.items():
@@ -79,7 +84,7 @@ def _check_network_types(cfg: "NetworkConfig") -> None:
         raise PriorError(f"network config: ch_mult has {len(cfg.ch_mult)} levels, at most {_MAX_LEVELS}")
     for name, low, high in (("dropout", 0.0, 0.99), ("fourier_scale", 1e-3, 1e3)):
         value = getattr(cfg, name)
-        if not isinstance(value, (int, float)) or isinstance(value, bool) or not low <= value <= high:
+        if not is_number(value) or not low <= value <= high:
             raise PriorError(f"network config: {name} must be a number in [{low}, {high}], got {value!r}")
 
 

@@ -26,7 +26,7 @@ from typing import Any
 import torch
 
 from priors.checkpoint import read_prior
-from priors.config import network_from_dict
+from priors.config import is_number, network_from_dict
 from priors.errors import PriorError
 from priors.ncsnpp import NCSNpp
 from priors.sde import VESDE
@@ -117,10 +117,8 @@ def build_network(weights: dict[str, torch.Tensor], meta: dict[str, Any], where:
 def _check_sde(meta: dict[str, Any], where: str | Path) -> None:
     """Refuse an ``sde`` entry without positive numbers sigma_min < sigma_max."""
     sde = meta.get("sde")
-    numbers = isinstance(sde, dict) and all(
-        isinstance(sde.get(k, 0.01), (int, float)) and not isinstance(sde.get(k), bool)
-        for k in ("sigma_max", "sigma_min"))
-    if not numbers or "sigma_max" not in sde or not 0 < sde.get("sigma_min", 0.01) < sde["sigma_max"] < 1e6:
+    sigmas = (sde.get("sigma_min", 0.01), sde.get("sigma_max")) if isinstance(sde, dict) else (None, None)
+    if not all(is_number(s) for s in sigmas) or not 0 < sigmas[0] < sigmas[1] < 1e6:
         raise PriorError(f"{where}: metadata needs sde.sigma_max (and optional sde.sigma_min) as numbers with "
                          f"0 < sigma_min < sigma_max, got {sde!r}")
 

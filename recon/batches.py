@@ -4,17 +4,19 @@ from __future__ import annotations
 import torch
 
 from recon.tasks import Task
+from recon.tasks.base import Scan
 
 
-def reconstruct_batches(task: Task, settings, prior, options, images: torch.Tensor, starts: list[int],
+def reconstruct_batches(task: Task, settings, prior, options, scan: Scan, size: int, starts: list[int],
                         device: torch.device, progress: bool) -> dict:
-    """Reconstruct the batches of ``images`` (S, 1, N, N) beginning at ``starts``.
+    """Reconstruct the batches of ``scan``'s slices beginning at ``starts`` on a ``size`` grid.
 
     Args:
         settings: the run's :class:`recon.pipeline.RunSettings` (method, samples, batch size, seed).
         prior, options: the score prior and its resolved sampler options (None for a classical method).
     Returns:
-        {"batches": [per batch: start, output, baseline, std, keep, has_reference (CPU tensors)],
+        {"batches": [per batch: start, output, baseline, std, keep, has_reference (CPU tensors),
+         residual and baseline_residual (B,) (relative data residuals ||A x - y|| / ||y||)],
          "nfe": network evaluations per slice and sample, "params": the sampler's parameters}.
     """
     from tqdm import tqdm
@@ -22,12 +24,12 @@ def reconstruct_batches(task: Task, settings, prior, options, images: torch.Tens
     from recon.methods import BASELINES
 
     batches, nfe, params = [], 0, {}
-    n_slices = sum(min(settings.batch_size, images.shape[0] - start) for start in starts)
+    n_slices = sum(min(settings.batch_size, scan.n_slices - start) for start in starts)
     slices = tqdm(total=n_slices, desc="slices", unit="slice", dynamic_ncols=True,
                   disable=not progress or len(starts) < 2)  # a volume of several batches: progress over slices
     for start in starts:
-        x = images[start:start + settings.batch_size].to(device)
-        problem = task.problem(x, settings.seed + start)
+        stop = min(start + settings.batch_size, scan.n_slices)
+        problem = scan.problem(start, stop, size, settings.seed + start, device)
         baseline = BASELINES[task.baseline](problem.measurement, problem.y)
         std = None
         if prior is None:
@@ -42,7 +44,17 @@ def reconstruct_batches(task: Task, settings, prior, options, images: torch.Tens
                         "baseline": problem.finished(baseline).cpu(),
                         "std": None if std is None else std.cpu(),
                         "keep": None if problem.keep is None else problem.keep.cpu(),
-                        "has_reference": problem.reference is not None})
-        slices.update(x.shape[0])
+                        "has_reference": problem.reference is not None,
+                        "residual": relative_residual(problem, output).cpu(),
+                        "baseline_residual": relative_residual(problem, baseline).cpu()})
+        slices.update(stop - start)
     slices.close()
     return {"batches": batches, "nfe": nfe, "params": params}
+
+
+def relative_residual(problem, images: torch.Tensor) -> torch.Tensor:
+    """||A x - y|| / ||y|| per image of ``images`` (B, 1, N, N), before the task's post-processing."""
+    y = problem.y
+    dims = tuple(range(1, y.dim()))
+    misfit = torch.linalg.vector_norm(problem.measurement.A(images) - y, dim=dims)
+    return misfit / torch.linalg.vector_norm(y, dim=dims).clamp_min(torch.finfo(misfit.dtype).tiny)

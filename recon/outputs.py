@@ -14,7 +14,8 @@ from recon.resample import resize
 from recon.tasks import Task
 from recon.units import hu_to_model
 
-NO_REFERENCE_NOTE = "no PSNR/SSIM: there is no reference image (the input is the measured scan itself)"
+NO_REFERENCE_NOTE = ("no PSNR/SSIM: there is no reference image (the input is the measured scan itself); "
+                     "data_residual says how closely each result fits the measurements")
 
 
 @dataclass
@@ -26,6 +27,7 @@ class RunResult:
         std: posterior std over samples (None: one sample or a classical method).
         keep: the pixels the metrics count (None: all).
         has_reference: the input images are the ground truth.
+        residual, baseline_residual: (S,) relative data residuals ||A x - y|| / ||y|| of the two.
         nfe: network evaluations per slice and sample; params: the sampler's parameters.
         wall: seconds; size: the side reconstructed at (the prior's); side: the input's.
     """
@@ -35,6 +37,8 @@ class RunResult:
     std: torch.Tensor | None
     keep: torch.Tensor | None
     has_reference: bool
+    residual: torch.Tensor
+    baseline_residual: torch.Tensor
     nfe: int
     params: dict
     wall: float
@@ -50,13 +54,14 @@ class RunResult:
         def stacked(key: str) -> torch.Tensor | None:
             return torch.cat([b[key] for b in batches]) if batches[0][key] is not None else None
 
-        output, baseline, std, keep = (stacked(k) for k in ("output", "baseline", "std", "keep"))
+        output, baseline, std, keep, residual, baseline_residual = (
+            stacked(k) for k in ("output", "baseline", "std", "keep", "residual", "baseline_residual"))
         if size != side:
             output, baseline = resize(output, side), resize(baseline, side)
             std = resize(std, side) if std is not None else None
             keep = resize(keep.float(), side) > 0.999 if keep is not None else None  # drop pixels near excluded ones
-        return RunResult(output, baseline, std, keep, all(b["has_reference"] for b in batches), nfe, params,
-                         wall, size, side)
+        return RunResult(output, baseline, std, keep, all(b["has_reference"] for b in batches), residual,
+                         baseline_residual, nfe, params, wall, size, side)
 
 
 def write_outputs(task: Task, source: Path, settings, volume, prior, result: RunResult,
@@ -90,7 +95,7 @@ def write_outputs(task: Task, source: Path, settings, volume, prior, result: Run
         "defaults_source": None if prior is None else defaults_source(prior, result.params["sampler"],
                                                                        task.defaults_key),
         "metrics_note": task.metrics_note if reference is not None else NO_REFERENCE_NOTE,
-        **metrics, "files": [str(folder.final(p)) for p in [*written, panel]],
+        "data_residual": _residuals(task, result), **metrics, "files": [str(folder.final(p)) for p in [*written, panel]],
     }
     _write_json(folder.path / RUN_MANIFEST, report)
     return report
@@ -102,9 +107,12 @@ def _panel(task: Task, path: Path, written: list[Path], volume, method: str, res
     from recon.panel import save_panel
 
     middle = result.output.shape[0] // 2
-    shown = reference if reference is not None else torch.from_numpy(volume.data).float().unsqueeze(1)
-    images = {"reference" if reference is not None else "input": shown[middle, 0].numpy(),
-              task.baseline: result.baseline[middle, 0].numpy(), method: result.output[middle, 0].numpy()}
+    images = {}
+    if reference is not None:
+        images["reference"] = reference[middle, 0].numpy()
+    elif not volume.meta.get("measured"):  # measured data have no input image to show
+        images["input"] = volume.data[middle]
+    images.update({task.baseline: result.baseline[middle, 0].numpy(), method: result.output[middle, 0].numpy()})
     error = None
     if reference is not None:
         error = np.abs(result.output[middle, 0].numpy() - reference[middle, 0].numpy())
@@ -117,6 +125,13 @@ def _panel(task: Task, path: Path, written: list[Path], volume, method: str, res
                       std=None if result.std is None else result.std[middle, 0].numpy() * std_scale,
                       std_unit="HU" if task.modality == "ct" else "",
                       title=f"{task.describe()}; slice {middle + 1}/{result.output.shape[0]}")
+
+
+def _residuals(task: Task, result: RunResult) -> dict:
+    """The relative data residuals ||A x - y|| / ||y|| of the method and the baseline: mean and per slice."""
+    return {"note": "||A x - y|| / ||y|| on the measurements, before any post-processing (metal reinsertion)",
+            "method": float(result.residual.mean()), task.baseline: float(result.baseline_residual.mean()),
+            "per_slice": {"method": result.residual.tolist(), task.baseline: result.baseline_residual.tolist()}}
 
 
 def _write_json(path: Path, payload: dict) -> None:

@@ -22,7 +22,6 @@ from typing import Any
 import torch
 
 from recon.errors import InputError
-from recon.resample import resize
 from recon.tasks import Task
 
 
@@ -127,27 +126,21 @@ def run(task: Task, source: Path, settings: RunSettings) -> int:
 
 
 def _run(task: Task, source: Path, settings: RunSettings, device: torch.device, shard) -> int:
-    from recon import io
-
-    volume = io.read_volume(source, modality=task.modality, square=settings.square, force=settings.force_modality)
-    images = torch.from_numpy(volume.data).float().unsqueeze(1)  # (S, 1, H, W) model units
-    side = images.shape[-1]
-    task.check(images, str(source))
-    prior, options = None, None
+    scan = task.read(source, square=settings.square, force=settings.force_modality)
+    prior, options, size = None, None, scan.side
     if settings.method == "score":
         from recon.samplers import DEFAULT_SAMPLER, resolve_options
 
         prior = load_prior(task, settings.prior, device)
-        mismatch = size_mismatch(prior, side, str(source))
+        mismatch = size_mismatch(prior, scan.side, str(source))
         if mismatch and not settings.resample:
             raise InputError(f"{mismatch}; pass --resample to resize")
         options = resolve_options(prior, settings.sampler or DEFAULT_SAMPLER, task.defaults_key, **settings.options)
-        if prior.meta["size"] != side:
-            images = resize(images, prior.meta["size"])
+        size = prior.meta["size"]
 
-    folder = _open_output(settings, volume, shard)
+    folder = _open_output(settings, scan.volume, shard)
     try:
-        report = _reconstruct(task, source, settings, (volume, images, side), (prior, options), device, shard, folder)
+        report = _reconstruct(task, source, settings, (scan, size), (prior, options), device, shard, folder)
         if folder is not None:
             folder.commit()
     except BaseException:
@@ -173,27 +166,25 @@ def _open_output(settings: RunSettings, volume, shard):
 
 def _reconstruct(task: Task, source: Path, settings: RunSettings, data: tuple, model: tuple, device: torch.device,
                  shard, folder) -> dict | None:
-    """Reconstruct ``data`` = (volume, images, side) with ``model`` = (prior, options) and write the outputs
-    into ``folder``; returns the report (None on ranks other than 0)."""
+    """Reconstruct ``data`` = (scan, reconstruction size) with ``model`` = (prior, options) and write the
+    outputs into ``folder``; returns the report (None on ranks other than 0)."""
     from recon.batches import reconstruct_batches
     from recon.outputs import RunResult, write_outputs
 
-    volume, images, side = data
+    scan, size = data
     prior, options = model
     started = time.perf_counter()
-    starts = list(range(0, images.shape[0], settings.batch_size))
+    starts = list(range(0, scan.n_slices, settings.batch_size))
     if shard is not None:
         starts = starts[shard.rank::shard.world_size]
     show_progress = not settings.quiet and (shard is None or shard.is_main)
-    local = reconstruct_batches(task, settings, prior, options, images, starts, device, show_progress)
+    local = reconstruct_batches(task, settings, prior, options, scan, size, starts, device, show_progress)
     parts = _gather(local, shard)
     if parts is None:
         return None  # not rank 0: rank 0 writes everything
-    result = RunResult.gather(parts, time.perf_counter() - started, images.shape[-1], side)
-    reference = None
-    if result.has_reference:
-        reference = images if result.size == side else torch.from_numpy(volume.data).float().unsqueeze(1)
-    return write_outputs(task, source, settings, volume, prior, result, reference, device, shard, folder)
+    result = RunResult.gather(parts, time.perf_counter() - started, size, scan.side)
+    reference = scan.reference if result.has_reference else None
+    return write_outputs(task, source, settings, scan.volume, prior, result, reference, device, shard, folder)
 
 
 def _gather(local: dict, shard) -> list[dict] | None:

@@ -4,12 +4,18 @@ A :class:`Task` is a frozen dataclass of the settings that define its measuremen
 metal threshold ...). It is the only place that builds a measurement A and measurements y:
 the reconstruction verbs, ``recon tune``, ``recon bench``, the supervised training and the benchmark
 scripts all ask a task for its :class:`Problem`.
+
+A run reads its input through the task (:meth:`Task.read`), which returns a :class:`Scan`: the slices'
+problems at any reconstruction size plus what the writers need. Image inputs give a :class:`SimulatedScan`
+(the measurement simulated from each slice, the slice its reference); tasks on measured data (a sinogram
+with its geometry, raw k-space) override :meth:`Task.read` and return their own :class:`Scan`.
 """
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 from typing import Any, Callable, ClassVar
 
 import torch
@@ -90,6 +96,19 @@ class Task:
     def check(self, images: torch.Tensor, source: str) -> None:
         """Validate a whole input (S, 1, H, W) in model units before any work; raise InputError."""
 
+    def read(self, source: Path, square: str = "refuse", force: bool = False) -> "Scan":
+        """The run's input as a :class:`Scan`, checked before any work (InputError names the problem).
+
+        Image tasks read an image volume (``square``, ``force``: see :func:`recon.io.read_volume`) and
+        simulate their measurement from it; measured-data tasks override this.
+        """
+        from recon import io
+
+        volume = io.read_volume(source, modality=self.modality, square=square, force=force)
+        images = torch.from_numpy(volume.data).float().unsqueeze(1)  # (S, 1, H, W) model units
+        self.check(images, str(source))
+        return SimulatedScan(self, volume, images)
+
     def problem(self, x: torch.Tensor, seed: int) -> Problem:
         """The problem of images x (B, 1, N, N): y = A x, plus noise for slice i drawn with ``seed + i`` when
         the task has any (so a slice's data do not depend on the batch it is in)."""
@@ -103,6 +122,47 @@ class Task:
     def record(self) -> dict[str, Any]:
         """The task and its settings as JSON values."""
         return {"task": self.name, **dataclasses.asdict(self)}
+
+
+class Scan:
+    """A run's input: the problems of its slices, and the record the writers need.
+
+    Attributes:
+        volume: a :class:`recon.io.Volume` saying how results are written (format, real units, grid);
+            its ``data`` (S, side, side) is the input image in model units (zeros for measured data, whose
+            ``meta["measured"]`` names what was measured).
+        reference: (S, 1, side, side) ground truth in model units, or None (measured data without one).
+    """
+
+    volume: Any
+    reference: torch.Tensor | None
+
+    @property
+    def n_slices(self) -> int:
+        return int(self.volume.data.shape[0])
+
+    @property
+    def side(self) -> int:
+        """The side of the native reconstruction grid (what is written)."""
+        return int(self.volume.data.shape[-1])
+
+    def problem(self, start: int, stop: int, size: int, seed: int, device: torch.device) -> Problem:
+        """The problem of slices ``start:stop`` reconstructed on a ``size`` grid (the native ``side`` or the
+        prior's), on ``device``; simulated noise seeded by ``seed`` (see :meth:`Task.problem`)."""
+        raise NotImplementedError
+
+
+class SimulatedScan(Scan):
+    """Image slices whose measurement ``task`` simulates (the images are the reference)."""
+
+    def __init__(self, task: Task, volume, images: torch.Tensor):
+        self.task, self.volume, self.reference = task, volume, images
+
+    def problem(self, start: int, stop: int, size: int, seed: int, device: torch.device) -> Problem:
+        from recon.resample import resize
+
+        x = self.reference[start:stop]
+        return self.task.problem((x if size == self.side else resize(x, size)).to(device), seed)
 
 
 def measure_slices(measurement: Measurement, x: torch.Tensor, seed: int) -> torch.Tensor:

@@ -8,10 +8,13 @@ from operators.geometry import ParallelBeamGeometry
 from operators.masks import (BooleanMask, ViewMask, arc_view_indices, default_center_fraction, equispaced_columns,
                              kspace_column_mask, metal_trace, random_columns, view_indices)
 from operators.measurement import Measurement, metal_trace_ct, sparse_view_ct, undersampled_mri
-from operators.transforms import Fourier, Radon, Transform, fft2c, ifft2c
+from operators.scan import ScanTransform
+from operators.scan_geometry import ScanGeometry
+from operators.transforms import CTTransform, Fourier, Radon, Transform, fft2c, ifft2c
 
 __all__ = [
-    "BooleanMask", "Fourier", "Measurement", "ParallelBeamGeometry", "Radon", "Transform", "ViewMask",
+    "BooleanMask", "CTTransform", "Fourier", "Measurement", "ParallelBeamGeometry", "Radon", "ScanGeometry",
+    "ScanTransform", "Transform", "ViewMask",
     "arc_view_indices",
     "default_center_fraction", "equispaced_columns", "fft2c", "ifft2c", "kspace_column_mask",
     "metal_trace", "metal_trace_ct", "random_columns", "sparse_view_ct", "undersampled_mri", "view_indices",

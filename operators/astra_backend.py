@@ -40,20 +40,22 @@ class AstraProjector:
 
     def forward(self, x: torch.Tensor, views: torch.Tensor | None = None) -> torch.Tensor:
         """(B, N, N) images -> (B, V, n_detectors) sinograms (V = all views by default)."""
-        pid = self._projector_id(views, x.device)
-        out = []
-        for image in x.detach().cpu().numpy().astype(np.float32):
-            sid, sino = self._astra.create_sino(image, pid)
-            self._astra.data2d.delete(sid)
-            out.append(sino)
-        return torch.from_numpy(np.stack(out)).to(device=x.device, dtype=x.dtype)
+        return astra_apply("forward", self._projector_id(views, x.device), x)
 
     def adjoint(self, y: torch.Tensor, views: torch.Tensor | None = None) -> torch.Tensor:
         """(B, V, n_detectors) sinograms -> (B, N, N) back-projections."""
-        pid = self._projector_id(views, y.device)
-        out = []
-        for sino in y.detach().cpu().numpy().astype(np.float32):
-            bid, image = self._astra.create_backprojection(sino, pid)
-            self._astra.data2d.delete(bid)
-            out.append(image)
-        return torch.from_numpy(np.stack(out)).to(device=y.device, dtype=y.dtype)
+        return astra_apply("adjoint", self._projector_id(views, y.device), y)
+
+
+def astra_apply(direction: str, projector_id: int, batch: torch.Tensor) -> torch.Tensor:
+    """astra's forward projection (images (B, N, N) -> (B, V, D)) or back-projection (the reverse) with the
+    projector ``projector_id``, one item at a time through numpy; returned on ``batch``'s device and dtype."""
+    import astra
+
+    create = astra.create_sino if direction == "forward" else astra.create_backprojection
+    out = []
+    for item in batch.detach().cpu().numpy().astype(np.float32):
+        data_id, result = create(item, projector_id)
+        astra.data2d.delete(data_id)
+        out.append(result)
+    return torch.from_numpy(np.stack(out)).to(device=batch.device, dtype=batch.dtype)

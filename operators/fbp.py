@@ -3,16 +3,11 @@
 The ramp filter is the band-limited discrete ramp of Kak & Slaney (spatial
 kernel h[0] = 1/4, h[n] = -1/(pi n)^2 for odd n), applied by FFT with zero
 padding to at least twice the detector count, optionally apodised by a
-window. Back-projection is the projector's own adjoint (the matched
-Joseph back-projector, which is also what astra's FBP uses and measured more
-accurate than pixel-driven linear interpolation), scaled by pi / n_angles so
-that ``fbp(radon(x)) ~ x``.
+window. The transforms back-project the filtered views (:meth:`operators.transforms.CTTransform.fbp`).
 """
 from __future__ import annotations
 
 import math
-from typing import Callable
-
 import torch
 
 WINDOWS = ("ram-lak", "shepp-logan", "cosine", "hann")
@@ -47,15 +42,3 @@ def filter_sinogram(sino: torch.Tensor, window: str = "ram-lak") -> torch.Tensor
     response = ramp_filter(n_det, window, sino.device, sino.dtype)
     spectrum = torch.fft.fft(sino, n=response.shape[0], dim=-1)
     return torch.fft.ifft(spectrum * response, dim=-1).real[..., :n_det]
-
-
-def fbp(sino: torch.Tensor, back_project: Callable[[torch.Tensor], torch.Tensor],
-        window: str = "ram-lak") -> torch.Tensor:
-    """Reconstruct images from full-view sinograms (..., n_angles, n_detectors).
-
-    Args:
-        sino: full sinograms; the view count is read from dimension -2.
-        back_project: the adjoint Radon transform for that shape.
-        window: ramp window, one of ``WINDOWS``.
-    """
-    return back_project(filter_sinogram(sino, window)) * (math.pi / sino.shape[-2])

@@ -8,12 +8,12 @@ for the Radon transform).
 from __future__ import annotations
 
 import copy
-
-from typing import Protocol
+import math
+from typing import Any, Protocol
 
 import torch
 
-from operators.fbp import WINDOWS, fbp
+from operators.fbp import WINDOWS, filter_sinogram
 from operators.geometry import ParallelBeamGeometry
 
 
@@ -55,7 +55,55 @@ class _AstraOrTorch:
         return (self._cpu if y.device.type == "cpu" else self._other).adjoint(y, views)
 
 
-class Radon:
+class CTTransform:
+    """What every CT transform shares: sinograms (B, 1, V, D) of square (B, 1, N, N) images and FBP as T^-1.
+
+    Subclasses set ``geometry`` (with ``size``, ``n_angles``, ``n_detectors``), ``window`` and a projector
+    with ``forward(x, views)`` / ``adjoint(y, views)`` on (B, N, N) / (B, V, D), and define :meth:`fbp`.
+    """
+
+    geometry: Any
+    window: str
+    _projector: Any
+
+    @property
+    def size(self) -> int:
+        return self.geometry.size
+
+    def with_window(self, window: str) -> "CTTransform":
+        """The same transform (sharing its projector) with another FBP window for :meth:`inverse`."""
+        if window not in WINDOWS:
+            raise ValueError(f"unknown FBP window {window!r}; choose one of {', '.join(WINDOWS)}")
+        twin = copy.copy(self)
+        twin.window = window
+        return twin
+
+    def forward(self, x: torch.Tensor, views: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, 1, N, N) -> (B, 1, V, n_detectors): all n_angles views, or only
+        the view indices ``views`` (V,), computed without the others."""
+        _check_image(x, self.size)
+        return self._projector.forward(x[:, 0], views).unsqueeze(1)
+
+    def adjoint(self, y: torch.Tensor, views: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, 1, V, n_detectors) -> (B, 1, N, N), the exact transpose of :meth:`forward`."""
+        self._check_sino(y, self.geometry.n_angles if views is None else len(views))
+        return self._projector.adjoint(y[:, 0], views).unsqueeze(1)
+
+    def inverse(self, y: torch.Tensor) -> torch.Tensor:
+        """Filtered back-projection of full sinograms, (B, 1, M, D) -> (B, 1, N, N)."""
+        return self.fbp(y)
+
+    def fbp(self, y: torch.Tensor, views: torch.Tensor | None = None, window: str | None = None) -> torch.Tensor:
+        """Filtered back-projection of the views ``views`` (all by default), (B, 1, V, D) -> (B, 1, N, N)."""
+        raise NotImplementedError
+
+    def _check_sino(self, y: torch.Tensor, n_views: int | None = None) -> None:
+        shape = (1, n_views or self.geometry.n_angles, self.geometry.n_detectors)
+        if y.dim() != 4 or tuple(y.shape[1:]) != shape:
+            raise ValueError(f"expected sinograms of shape (B, {', '.join(map(str, shape))}), got {tuple(y.shape)}")
+
+
+class Radon(CTTransform):
     """Parallel-beam Radon transform of square (B, 1, N, N) images.
 
     Output sinograms are (B, 1, n_angles, n_detectors); see
@@ -100,38 +148,12 @@ class Radon:
         self._projector = {"matrix": SparseMatrixProjector, "astra": _AstraOrTorch if auto else AstraProjector,
                            "torch": TorchProjector}[backend](self.geometry)
 
-    @property
-    def size(self) -> int:
-        return self.geometry.size
-
-    def with_window(self, window: str) -> "Radon":
-        """The same transform (sharing its projector) with another FBP window for :meth:`inverse`."""
-        if window not in WINDOWS:
-            raise ValueError(f"unknown FBP window {window!r}; choose one of {', '.join(WINDOWS)}")
-        twin = copy.copy(self)
-        twin.window = window
-        return twin
-
-    def forward(self, x: torch.Tensor, views: torch.Tensor | None = None) -> torch.Tensor:
-        """(B, 1, N, N) -> (B, 1, V, n_detectors): all n_angles views, or only
-        the view indices ``views`` (V,), computed without the others."""
-        _check_image(x, self.size)
-        return self._projector.forward(x[:, 0], views).unsqueeze(1)
-
-    def adjoint(self, y: torch.Tensor, views: torch.Tensor | None = None) -> torch.Tensor:
-        """(B, 1, V, n_detectors) -> (B, 1, N, N), the exact transpose of :meth:`forward`."""
+    def fbp(self, y: torch.Tensor, views: torch.Tensor | None = None, window: str | None = None) -> torch.Tensor:
+        """Ramp-filtered views back-projected by the matched adjoint over those views, scaled by pi / V:
+        for a view subset the standard sparse-view FBP (not the zero-filled sinogram's, which darkens)."""
         self._check_sino(y, self.geometry.n_angles if views is None else len(views))
-        return self._projector.adjoint(y[:, 0], views).unsqueeze(1)
-
-    def inverse(self, y: torch.Tensor) -> torch.Tensor:
-        """Filtered back-projection of full sinograms, (B, 1, M, D) -> (B, 1, N, N)."""
-        self._check_sino(y)
-        return fbp(y, self.adjoint, self.window)
-
-    def _check_sino(self, y: torch.Tensor, n_views: int | None = None) -> None:
-        shape = (1, n_views or self.geometry.n_angles, self.geometry.n_detectors)
-        if y.dim() != 4 or tuple(y.shape[1:]) != shape:
-            raise ValueError(f"expected sinograms of shape (B, {', '.join(map(str, shape))}), got {tuple(y.shape)}")
+        filtered = filter_sinogram(y, self.window if window is None else window)
+        return self.adjoint(filtered, views) * (math.pi / y.shape[-2])
 
 
 def fft2c(x: torch.Tensor) -> torch.Tensor:

@@ -1,12 +1,9 @@
 """Direct (one-shot) reconstructions: FBP for CT, zero-filled inverse FFT for MRI."""
 from __future__ import annotations
 
-import math
-
 import torch
 
-from operators import Fourier, Measurement, Radon, ViewMask, ifft2c
-from operators.fbp import filter_sinogram
+from operators import CTTransform, Fourier, Measurement, ViewMask, ifft2c
 from recon.errors import InputError
 
 
@@ -21,18 +18,16 @@ def fbp(measurement: Measurement, y: torch.Tensor, window: str | None = None) ->
     ``T^-1 P^-1 y``.
 
     Args:
-        measurement: a CT measurement (its transform is a :class:`operators.Radon`).
+        measurement: a CT measurement (its transform a :class:`operators.CTTransform`).
         y: measurements, (B, 1, n_views, n_detectors) for sparse views.
         window: ramp window (default: the Radon transform's own).
     """
-    radon = measurement.transform
-    if not isinstance(radon, Radon):
-        raise InputError("fbp needs a CT measurement (a Radon transform)")
-    window = radon.window if window is None else window
+    transform = measurement.transform
+    if not isinstance(transform, CTTransform):
+        raise InputError("fbp needs a CT measurement (a Radon or scan transform)")
     if isinstance(measurement.sampling, ViewMask):
-        views = measurement.sampling.indices
-        return radon.adjoint(filter_sinogram(y, window), views) * (math.pi / len(views))
-    return radon.adjoint(filter_sinogram(measurement.P_inv(y), window)) * (math.pi / radon.geometry.n_angles)
+        return transform.fbp(y, measurement.sampling.indices, window)
+    return transform.fbp(measurement.P_inv(y), None, window)
 
 
 def zero_filled(measurement: Measurement, y: torch.Tensor, magnitude: bool = False) -> torch.Tensor:

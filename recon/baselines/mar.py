@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import torch
 
-from operators import Measurement, Radon
+from operators import CTTransform, Measurement
 from recon.errors import InputError
 from recon.units import hu_to_model
 
@@ -29,7 +29,7 @@ from recon.units import hu_to_model
 def _measured(measurement: Measurement, y: torch.Tensor) -> torch.Tensor:
     """Lambda as a boolean tensor of y's full shape (an InputError unless y is a full-view sinogram)."""
     mask = measurement.mask(y)
-    if not isinstance(measurement.transform, Radon) or mask.shape[-2] != y.shape[-2]:
+    if not isinstance(measurement.transform, CTTransform) or mask.shape[-2] != y.shape[-2]:
         raise InputError("li and nmar fill a metal trace in a full-view CT sinogram (`recon mar`), "
                          "not this measurement")
     return mask.expand(y.shape)

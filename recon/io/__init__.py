@@ -11,7 +11,8 @@ writes a windowed 8-bit preview. Problems with the input raise
 Output formats: DICOM -> DICOM (one file per input file); NIfTI -> NIfTI
 (same suffix); fastMRI -> fastMRI-style HDF5 with a ``reconstruction``
 dataset; .npy/.npz -> .npy; PNG/TIFF -> float32 TIFF plus a PNG preview of
-the middle slice. Values are in real units (HU for CT, the input's magnitude
+the middle slice; a measured sinogram (:mod:`recon.io.sinogram`) -> .npy and
+NIfTI with the geometry's pixel spacing. Values are in real units (HU for CT, the input's magnitude
 for MR) except in the PNG preview.
 """
 from __future__ import annotations
@@ -31,7 +32,7 @@ from recon.io.shape import check_values, make_square, restore_grid
 from recon.io.volume import Volume
 from recon.units import hu_to_model, model_to_hu, robust_scale
 
-__all__ = ["Volume", "read_volume", "write_volume", "write_png", "to_display", "to_uint8", "CT_WINDOWS",
+__all__ = ["Volume", "read_volume", "model_units", "write_volume", "write_png", "to_display", "to_uint8", "CT_WINDOWS",
            "detect_format", "atomic_path", "atomic_outputs"]
 
 MODALITIES = ("ct", "mri")
@@ -96,13 +97,19 @@ def read_volume(path: Path | str, modality: str | None = None, square: str = "re
     fmt = detect_format(path)
     real, modality, meta = _read_real(path, fmt, modality, force)
     check_values(real, path)
-    if modality == "ct":
-        model, scale = hu_to_model(np.maximum(real, AIR_FLOOR_HU)), 1.0
-    else:
-        model, scale = robust_scale(real)
-    model, meta["square"] = make_square(model.astype(np.float32), path, square)
+    model, scale = model_units(real, modality)
+    model, meta["square"] = make_square(model, path, square)
     meta.setdefault("files", [path])
     return Volume(data=model, modality=modality, source=path, format=fmt, scale=float(scale), meta=meta)
+
+
+def model_units(real: np.ndarray, modality: str) -> tuple[np.ndarray, float]:
+    """A real-unit stack (HU for CT, magnitude for MR) in model units, float32, and its scale:
+    1 for CT (CT numbers below -1024 HU read as -1024), the robust maximum of the stack for MR."""
+    if modality == "ct":
+        return hu_to_model(np.maximum(real, AIR_FLOOR_HU)).astype(np.float32), 1.0
+    model, scale = robust_scale(real)
+    return model.astype(np.float32), float(scale)
 
 
 def _stack_of(data, like: Volume) -> np.ndarray:
@@ -130,6 +137,8 @@ def _output_names(like: Volume, stem: str) -> list[str]:
         return [f"{stem}.h5"]
     if like.format in ("npy", "npz"):
         return [f"{stem}.npy"]
+    if like.format == "sinogram":
+        return [f"{stem}.npy", f"{stem}.nii.gz"]
     return [f"{stem}.tiff", f"{stem}.png"]
 
 
@@ -152,6 +161,9 @@ def write_volume(like: Volume, data, out_dir: Path | str, stem: str, description
             write_fastmri(like.meta, real, temps[0], description)
         elif like.format in ("npy", "npz"):
             write_npy(real, temps[0])
+        elif like.format == "sinogram":  # a measured scan: HU as .npy and as NIfTI with its pixel spacing
+            write_npy(real, temps[0])
+            write_nifti(like.meta["nifti"], real, temps[1], description)
         else:
             write_tiff(real, temps[0], description)
             write_png(temps[1], model[model.shape[0] // 2], like.modality)

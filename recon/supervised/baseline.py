@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from operators import Fourier, Measurement, Radon
+from operators import CTTransform, Fourier, Measurement
 from priors import BUNDLED_DIR
 from priors.checkpoint import PICKLE_SUFFIXES, prior_paths, refuse_pickle
 from recon.errors import InputError
@@ -46,7 +46,7 @@ class PostProcessor:
     @torch.no_grad()
     def __call__(self, measurement: Measurement, y: torch.Tensor) -> torch.Tensor:
         """Direct reconstruction of y, then the network: (B, 1, N, N) on y's device."""
-        modality = "ct" if isinstance(measurement.transform, Radon) else \
+        modality = "ct" if isinstance(measurement.transform, CTTransform) else \
             "mri" if isinstance(measurement.transform, Fourier) else None
         if modality != self.meta["modality"]:
             raise InputError(f"post-processing network {self.meta['id']} is for {self.meta['modality']}, "

@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from operators import Fourier, Measurement, Radon
+from operators import CTTransform, Fourier, Measurement
 from recon.baselines.direct import fbp, zero_filled
 from recon.errors import InputError
 from recon.tasks import SparseViewCT, Task, UndersampledMRI, task_from_record
@@ -49,7 +49,7 @@ def task_of(record: dict[str, Any]) -> tuple[Task, int]:
 
 def direct_reconstruction(measurement: Measurement, y: torch.Tensor) -> torch.Tensor:
     """The network's input for measurements y: FBP (CT) or real zero-filled (MRI), (B, 1, N, N)."""
-    if isinstance(measurement.transform, Radon):
+    if isinstance(measurement.transform, CTTransform):
         return fbp(measurement, y)
     if isinstance(measurement.transform, Fourier):
         return zero_filled(measurement, y)

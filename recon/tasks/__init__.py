@@ -7,6 +7,7 @@ task                   class                        command
 ``ct-limited-angle``   :class:`LimitedAngleCT`      ``recon ct --arc DEGREES``
 ``mri``                :class:`UndersampledMRI`     ``recon mri --accel R``
 ``ct-mar``             :class:`MetalArtifacts`      ``recon mar``
+``ct-scan``            :class:`ScanCT`              ``recon ct --geometry GEOM.json``
 =====================  ==========================  ==================================
 
 A new task is one module here (a :class:`Task` subclass: its settings, ``measurement`` or ``problem``,
@@ -16,10 +17,11 @@ from recon.tasks.base import METRICS_NOTE, Problem, Task
 from recon.tasks.limited_angle import LimitedAngleCT
 from recon.tasks.metal import MetalArtifacts
 from recon.tasks.mri import UndersampledMRI
+from recon.tasks.scan_ct import ScanCT
 from recon.tasks.sparse_view import SparseViewCT
 
 TASKS: dict[str, type[Task]] = {cls.name: cls for cls in (SparseViewCT, LimitedAngleCT, UndersampledMRI,
-                                                           MetalArtifacts)}
+                                                           MetalArtifacts, ScanCT)}
 
 
 def task_from_record(record: dict) -> Task:
@@ -28,5 +30,5 @@ def task_from_record(record: dict) -> Task:
     return TASKS[record["task"]](**settings)
 
 
-__all__ = ["METRICS_NOTE", "LimitedAngleCT", "MetalArtifacts", "Problem", "SparseViewCT", "TASKS", "Task",
+__all__ = ["METRICS_NOTE", "LimitedAngleCT", "MetalArtifacts", "Problem", "ScanCT", "SparseViewCT", "TASKS", "Task",
            "UndersampledMRI", "task_from_record"]

@@ -1,4 +1,4 @@
-"""Resampling slices to a prior's grid and back (``--resample``)."""
+"""Resampling slices to a prior's grid and back (``--resample``), and to a dataset's grid."""
 from __future__ import annotations
 
 import torch
@@ -8,3 +8,10 @@ def resize(images: torch.Tensor, size: int) -> torch.Tensor:
     """(B, C, H, W) -> (B, C, size, size), bilinear (antialiased when shrinking)."""
     return torch.nn.functional.interpolate(images, size=(size, size), mode="bilinear", align_corners=False,
                                            antialias=images.shape[-1] > size)
+
+
+def resize_to(images: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
+    """(B, C, H, W) -> (B, C, *shape), bilinear (antialiased when either side shrinks), as :func:`resize`."""
+    shrink = images.shape[-2] > shape[0] or images.shape[-1] > shape[1]
+    return torch.nn.functional.interpolate(images, size=tuple(shape), mode="bilinear", align_corners=False,
+                                           antialias=shrink)

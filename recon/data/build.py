@@ -15,6 +15,7 @@ training split augmented, val and test first the held-out template slices
 as they are, then augmented copies of them. Item i of a split is
 determined by ``(seed, split, i)`` alone, so builds are reproducible
 whatever the number of worker processes. The file is written atomically.
+:mod:`recon.data.from_scans` writes the same layout from the user's own scans.
 """
 from __future__ import annotations
 
@@ -108,12 +109,14 @@ def _manifest(modality: str, size: int, counts: dict, seed: int) -> dict:
     }
 
 
-def _create_images(handle: h5py.File, split: str, count: int, size: int) -> h5py.Dataset:
-    """``/{split}/images`` (count, 1, size, size) float32, one gzip chunk per slice."""
-    if count == 0:
+def create_images(handle: h5py.File, split: str, count: int, size: int, growable: bool = False) -> h5py.Dataset:
+    """``/{split}/images`` (count, 1, size, size) float32, one gzip chunk per slice; ``growable``:
+    resizable along the first axis (``dataset.resize``), for writers that do not know the count."""
+    if count == 0 and not growable:
         return handle.create_dataset(f"{split}/images", shape=(0, 1, size, size), dtype="float32")
     return handle.create_dataset(f"{split}/images", shape=(count, 1, size, size), dtype="float32",
-                                 chunks=(1, 1, size, size), compression="gzip", compression_opts=1, shuffle=True)
+                                 maxshape=(None, 1, size, size) if growable else None, chunks=(1, 1, size, size),
+                                 compression="gzip", compression_opts=1, shuffle=True)
 
 
 def build_dataset(modality: str, size: int, n: int | dict, out: Path | str, seed: int = 0,
@@ -136,7 +139,7 @@ def build_dataset(modality: str, size: int, n: int | dict, out: Path | str, seed
         workers = (os.cpu_count() or 1) if len(jobs) >= PARALLEL_FROM else 1
     manifest = _manifest(modality, size, counts, seed)
     with atomic_path(out) as temp, h5py.File(temp, "w") as handle:
-        datasets = {split: _create_images(handle, split, counts[split], size) for split in SPLITS}
+        datasets = {split: create_images(handle, split, counts[split], size) for split in SPLITS}
         bar = tqdm(total=len(jobs), desc=f"{modality} {size}px", unit="slice", disable=not progress)
         if workers > 1:
             with multiprocessing.get_context("spawn").Pool(workers) as pool:

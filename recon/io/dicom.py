@@ -1,6 +1,7 @@
 """DICOM in and out.
 
-Reading: one file (single- or multi-frame) or a folder holding one series,
+Reading: one file (single- or multi-frame), a folder holding one series or
+(``read_dicom_files``) the files of one series picked from a folder holding several,
 sorted by position along the slice normal (ImagePositionPatient projected on
 the ImageOrientationPatient normal), then InstanceNumber. Stored values go
 through the modality LUT (RescaleSlope / RescaleIntercept) to real units:
@@ -53,13 +54,21 @@ def is_dicom_file(path: Path) -> bool:
         return False
 
 
-def _read_dataset(path: Path) -> pydicom.Dataset:
+def _read_dataset(path: Path, header_only: bool = False) -> pydicom.Dataset:
     try:
-        return pydicom.dcmread(path)
+        return pydicom.dcmread(path, stop_before_pixels=header_only)
     except InvalidDicomError:
         raise InputError(f"{path}: not a DICOM file") from None
     except (OSError, EOFError, ValueError, TypeError) as exc:
         raise InputError(f"{path}: unreadable DICOM file ({str(exc).splitlines()[0]})") from None
+
+
+def read_header(path: Path) -> pydicom.Dataset:
+    """The tags of a DICOM file up to its pixel data (nothing decoded), e.g. to group files into series.
+
+    Raises :class:`InputError` ``<path>: not a DICOM file`` or ``<path>: unreadable DICOM file (...)``.
+    """
+    return _read_dataset(path, header_only=True)
 
 
 def _decodable(syntax) -> bool:
@@ -104,10 +113,14 @@ def _slice_key(ds: pydicom.Dataset) -> tuple[float, int]:
 
 def _series_files(folder: Path) -> list[tuple[Path, pydicom.Dataset]]:
     """Every DICOM file of ``folder`` with pixel data, headers checked, sorted; one series only."""
+    files = [p for p in sorted(folder.iterdir()) if p.is_file() and not p.name.startswith(".") and is_dicom_file(p)]
+    return _checked_series(files, folder)
+
+
+def _checked_series(files: list[Path], folder: Path) -> list[tuple[Path, pydicom.Dataset]]:
+    """Those of ``files`` with pixel data, headers checked, sorted; one series only (messages name ``folder``)."""
     found = []
-    for path in sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")):
-        if not is_dicom_file(path):
-            continue
+    for path in files:
         ds = _read_dataset(path)
         if any(k in ds for k in PIXEL_KEYWORDS):
             check_header(ds, path)
@@ -137,6 +150,19 @@ def read_dicom(path: Path, modality: str | None = None, force: bool = False) -> 
     else:
         items = [(path, _read_dataset(path))]
         check_header(items[0][1], path)
+    return _read_items(items, path, modality, force)
+
+
+def read_dicom_files(files: list[Path], folder: Path, modality: str | None = None,
+                     force: bool = False) -> tuple[np.ndarray, dict, str]:
+    """Read ``files`` (one series, in any order) as :func:`read_dicom` reads a series folder;
+    for a folder holding several series. Messages name ``folder``; returns ``(stack, meta, modality)``."""
+    return _read_items(_checked_series(list(files), folder), folder, modality, force)
+
+
+def _read_items(items: list[tuple[Path, pydicom.Dataset]], path: Path, modality: str | None,
+                force: bool) -> tuple[np.ndarray, dict, str]:
+    """Check the modality of sorted, header-checked (file, dataset) pairs, then decode them."""
     datasets = [ds for _, ds in items]
     modality = check_modality(path, datasets, modality, force)
     stacks = [_pixels(ds, file) for file, ds in items]

@@ -8,7 +8,8 @@ import torch
 from operators import arc_view_indices
 from recon.cli import main
 from recon.errors import InputError
-from recon.tasks import (TASKS, LimitedAngleCT, MetalArtifacts, SparseViewCT, UndersampledMRI, task_from_record)
+from recon.tasks import (TASKS, LimitedAngleCT, MetalArtifacts, ScanCT, SparseViewCT, UndersampledMRI,
+                         task_from_record)
 from recon.tasks.base import radon
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -37,13 +38,18 @@ def test_arc_views_lie_within_the_arc_and_are_spread():
             arc_view_indices(180, arc, views)
 
 
-def test_every_task_round_trips_its_record_and_describes_itself():
+def test_every_task_round_trips_its_record_and_describes_itself(tmp_path):
+    geometry = tmp_path / "geom.json"
+    geometry.write_text(json.dumps({"beam": "parallel", "angles_rad": np.linspace(0, np.pi, 30).tolist(),
+                                    "detector_count": 40, "detector_spacing_mm": 1.0, "image_size": 32,
+                                    "pixel_spacing_mm": 1.0}))
     for task in (SparseViewCT(projections=10, noise=0.01), LimitedAngleCT(arc=120, projections=30),
-                 UndersampledMRI(accel=4, mask="random", mask_seed=2), MetalArtifacts(threshold=2500, simulate=True)):
+                 UndersampledMRI(accel=4, mask="random", mask_seed=2), MetalArtifacts(threshold=2500, simulate=True),
+                 ScanCT(geometry=str(geometry), projections=12)):
         record = json.loads(json.dumps(task.record()))
         assert task_from_record(record) == task and record["task"] == task.name
         assert task.describe() and task.label
-    assert set(TASKS) == {"ct-sparse-view", "ct-limited-angle", "mri", "ct-mar"}
+    assert set(TASKS) == {"ct-sparse-view", "ct-limited-angle", "mri", "ct-mar", "ct-scan"}
 
 
 def test_simulated_problems_keep_their_reference_and_fit_the_data():

@@ -11,7 +11,9 @@ scikit-image's ``structural_similarity`` with its defaults (7x7 uniform
 window, the map averaged without its 3-pixel border as scikit-image does).
 An optional boolean ``mask`` (same shape as the images) restricts
 both metrics to the pixels where it is True; for metal artifact removal
-pass :func:`metal_excluded_mask` so that metal pixels are left out.
+pass :func:`metal_excluded_mask` so that metal pixels are left out. A mask
+that is a rectangle (fastMRI's centre crop of a larger grid) crops the
+images to it, so that SSIM is that of the cropped images.
 """
 from __future__ import annotations
 
@@ -65,9 +67,20 @@ def _psnr(xs, refs, masks, ranges) -> list[float]:
     return out
 
 
+def _rectangle(m: np.ndarray) -> tuple[slice, slice] | None:
+    """The box a mask's True pixels fill, when they fill one (a crop) at least SSIM's window wide; else None."""
+    rows, cols = np.flatnonzero(m.any(1)), np.flatnonzero(m.any(0))
+    box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
+    wide = min(rows[-1] - rows[0], cols[-1] - cols[0]) + 1 >= SSIM_WINDOW
+    return box if wide and m[box].all() else None
+
+
 def _ssim(xs, refs, masks, ranges) -> list[float]:
     out = []
     for x, ref, m, r in zip(xs, refs, masks, ranges):
+        box = None if m.all() else _rectangle(m)
+        if box is not None:  # a crop: SSIM of the cropped images, whose windows see nothing outside it
+            x, ref, m = x[box], ref[box], m[box]
         _, smap = structural_similarity(x, ref, data_range=r, full=True, win_size=SSIM_WINDOW)
         pad = (SSIM_WINDOW - 1) // 2  # scikit-image averages the map without this border
         inner, inner_mask = smap[pad:-pad, pad:-pad], m[pad:-pad, pad:-pad]

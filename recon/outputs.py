@@ -73,18 +73,19 @@ def write_outputs(task: Task, source: Path, settings, volume, prior, result: Run
 
     stem = source.name.split(".")[0] or "input"
     method = settings.method if prior is None else f"score-{result.params['sampler']}"
+    measurement = _measurement(task, volume)
     written = io.write_volume(volume, result.output[:, 0].numpy(), folder.path, f"{stem}_{method}",
-                              description=f"{method} reconstruction, {task.describe()}")
+                              description=f"{method} reconstruction, {measurement}")
     if result.std is not None:
         offset = hu_to_model(0.0) if task.modality == "ct" else 0.0  # so the writer's HU shift leaves std in HU
         written += io.write_volume(volume, (result.std[:, 0] + offset).numpy(), folder.path,
                                    f"{stem}_{method}_std", kind="std",
                                    description=f"posterior standard deviation ({settings.samples} samples), "
-                                               f"{task.describe()}")
+                                               f"{measurement}")
     panel = _panel(task, folder.path / f"{stem}_{method}.png", written, volume, method, result, reference)
     metrics = {} if reference is None else _metrics(result, reference, task)
     report = {
-        "task": task.name, "input": str(source), "measurement": task.describe(),
+        "task": task.name, "input": str(source), "measurement": measurement,
         "method": method, "prior": None if prior is None else prior.meta.get("id"),
         "slices": int(result.output.shape[0]), "size": result.side,
         "resampled_to": result.size if result.size != result.side else None,
@@ -94,7 +95,7 @@ def write_outputs(task: Task, source: Path, settings, volume, prior, result: Run
         "parameters": {**task.record(), **settings.record(), **result.params},
         "defaults_source": None if prior is None else defaults_source(prior, result.params["sampler"],
                                                                        task.defaults_key),
-        "metrics_note": task.metrics_note if reference is not None else NO_REFERENCE_NOTE,
+        "metrics_note": NO_REFERENCE_NOTE if reference is None else volume.meta.get("metrics_note", task.metrics_note),
         "data_residual": _residuals(task, result), **metrics, "files": [str(folder.final(p)) for p in [*written, panel]],
     }
     _write_json(folder.path / RUN_MANIFEST, report)
@@ -124,7 +125,12 @@ def _panel(task: Task, path: Path, written: list[Path], volume, method: str, res
     return save_panel(path, images, task.modality, error=error,
                       std=None if result.std is None else result.std[middle, 0].numpy() * std_scale,
                       std_unit="HU" if task.modality == "ct" else "",
-                      title=f"{task.describe()}; slice {middle + 1}/{result.output.shape[0]}")
+                      title=f"{_measurement(task, volume)}; slice {middle + 1}/{result.output.shape[0]}")
+
+
+def _measurement(task: Task, volume) -> str:
+    """One line describing the measurement: the input's own (measured data) or the task's."""
+    return volume.meta.get("measurement") or task.describe()
 
 
 def _residuals(task: Task, result: RunResult) -> dict:
@@ -145,21 +151,23 @@ METRICS_CHUNK = 8  # slices scored at once: bounds the metrics' float64 copies o
 
 
 def _metrics(result: RunResult, reference: torch.Tensor, task: Task) -> dict:
-    """Per-slice and mean PSNR/SSIM of the method and the baseline, on the ``keep`` pixels (None: all)."""
-    from recon.metrics import psnr, ssim
+    """Per-slice and mean PSNR/SSIM of the method and the baseline, on the ``keep`` pixels (None: all);
+    MRI also in fastMRI's convention (fastmri_psnr, fastmri_ssim)."""
+    from recon.metrics import fastmri_psnr, fastmri_ssim, psnr, ssim
 
+    functions = {"psnr": psnr, "ssim": ssim}
+    if task.modality == "mri":
+        functions.update(fastmri_psnr=fastmri_psnr, fastmri_ssim=fastmri_ssim)
     per_method = {}
     for name, images in (("method", result.output), (task.baseline, result.baseline)):
-        scores = {"psnr": [], "ssim": []}
+        scores = {metric: [] for metric in functions}
         for start in range(0, images.shape[0], METRICS_CHUNK):  # float64 copies of a few slices at a time
             part = slice(start, start + METRICS_CHUNK)
             keep = None if result.keep is None else result.keep[part]
-            for metric, fn in (("psnr", psnr), ("ssim", ssim)):
+            for metric, fn in functions.items():
                 scores[metric] += np.atleast_1d(np.asarray(fn(images[part], reference[part], mask=keep),
                                                            dtype=float)).tolist()
         per_method[name] = scores
-    return {"per_slice": per_method,
-            "mean": {"psnr": float(np.mean(per_method["method"]["psnr"])),
-                     "ssim": float(np.mean(per_method["method"]["ssim"])),
-                     f"{task.baseline}_psnr": float(np.mean(per_method[task.baseline]["psnr"])),
-                     f"{task.baseline}_ssim": float(np.mean(per_method[task.baseline]["ssim"]))}}
+    mean = {metric: float(np.mean(per_method["method"][metric])) for metric in functions}
+    mean.update({f"{task.baseline}_{k}": float(np.mean(per_method[task.baseline][k])) for k in functions})
+    return {"per_slice": per_method, "mean": mean}

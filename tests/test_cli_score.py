@@ -136,10 +136,11 @@ def score_run(verb: str, source: str, out, prior: str, *extra: str) -> dict:
     return json.loads((out / "metrics.json").read_text())
 
 
-def check_report(report: dict, prior_id: str, task: str, slices: int) -> None:
+def check_report(report: dict, prior_id: str, task: str, slices: int, channels: int = 1) -> None:
+    """``channels``: prior images per slice (2 for raw k-space: the real and imaginary parts)."""
     assert report["prior"] == prior_id and report["task"] == task
     assert report["method"] == "score-pc" and report["slices"] == slices
-    assert report["nfe_per_slice"] == PC_NFE
+    assert report["nfe_per_slice"] == channels * PC_NFE
     parameters = report["parameters"]
     assert parameters["steps"] == int(STEPS) and parameters["sampler"] == "pc" and parameters["seed"] == 0
     assert 0 <= parameters["lam"] <= 1 and parameters["snr"] > 0
@@ -185,7 +186,7 @@ def test_mri_score_every_format(tmp_path, tiny_priors, kind, suffix, slices):
     source = write_mri(kind, tmp_path)
     out = tmp_path / "out"
     report = score_run("mri", source, out, tiny_priors["mri"], "--accel", "4")
-    check_report(report, "tiny-mri-32", "mri", slices)
+    check_report(report, "tiny-mri-32", "mri", slices, channels=2 if kind == "fastmri" else 1)
     check_files(report, out, suffix, 1)
     result = read_output(next(f for f in report["files"] if f.endswith(suffix)))
     assert result.size == slices * N * N

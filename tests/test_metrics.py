@@ -72,6 +72,19 @@ def test_metal_excluded_mask_dilates_and_keeps_shape():
     assert (~keep[0, 0]).sum() == 9 and keep[1].all()
 
 
+def test_a_rectangular_mask_crops_the_images():
+    """A centre crop as the mask: SSIM of the cropped images (their windows see nothing outside), PSNR alike."""
+    rng = np.random.default_rng(3)
+    ref, x = rng.random((32, 32)), rng.random((32, 32))
+    keep = np.zeros((32, 32), dtype=bool)
+    keep[4:28, 6:26] = True
+    outside = x.copy()
+    outside[~keep] = 0.0  # changing what lies outside the crop changes nothing
+    for image in (x, outside):
+        assert ssim(image, ref, mask=keep) == pytest.approx(ssim(x[4:28, 6:26], ref[4:28, 6:26]))
+        assert psnr(image, ref, mask=keep) == pytest.approx(psnr(x[4:28, 6:26], ref[4:28, 6:26]))
+
+
 def test_fastmri_uses_reference_maximum():
     ref = _image(5)
     x = ref + 0.02
@@ -99,7 +112,10 @@ def test_a_runs_metrics_scored_in_chunks_equal_the_whole_volumes(monkeypatch):
     result = SimpleNamespace(output=reference + 0.05 * torch.randn(11, 1, 16, 16, generator=generator),
                              baseline=reference.flip(-1), keep=None)
     monkeypatch.setattr(recon.outputs, "METRICS_CHUNK", 4)  # 11 slices: chunks of 4, 4 and 3
-    scores = recon.outputs._metrics(result, reference, SimpleNamespace(baseline="fbp"))
+    scores = recon.outputs._metrics(result, reference, SimpleNamespace(baseline="fbp", modality="ct"))
     assert np.allclose(scores["per_slice"]["method"]["psnr"], psnr(result.output, reference))
     assert np.allclose(scores["per_slice"]["fbp"]["ssim"], ssim(result.baseline, reference))
     assert len(scores["per_slice"]["method"]["ssim"]) == 11
+    mri = recon.outputs._metrics(result, reference, SimpleNamespace(baseline="zero-filled", modality="mri"))
+    assert np.allclose(mri["per_slice"]["method"]["fastmri_psnr"], fastmri_psnr(result.output, reference))
+    assert mri["mean"]["zero-filled_fastmri_ssim"] == pytest.approx(np.mean(fastmri_ssim(result.baseline, reference)))

@@ -3,7 +3,10 @@
 Both minimise 1/(2L) ||A x - y||^2 + lam R(x) over real images (the
 project's MRI model: magnitude images, ``Fourier(real=True)``), with L the
 largest eigenvalue of A^H A (1 for a unitary FFT and a 0/1 mask), so
-``lam`` is in image units. They accept any :class:`operators.Measurement`.
+``lam`` is in image units. They accept any :class:`operators.Measurement`;
+images of two channels (the real and imaginary parts of complex MR images,
+:class:`operators.coils.CoilFourier`) are regularised channel by channel
+and not kept non-negative.
 """
 from __future__ import annotations
 
@@ -11,7 +14,7 @@ import numpy as np
 import torch
 
 from operators import Measurement
-from recon.baselines.fista_tv import fista, fista_tv
+from recon.baselines.fista_tv import fista, fista_tv, image_channels
 from recon.baselines.wavelets import detail_mask, dwt2, idwt2
 
 
@@ -28,7 +31,8 @@ def cs_tv(measurement: Measurement, y: torch.Tensor, lam: float = 3e-4, n_iter: 
         n_iter: FISTA iterations.
         inner_iter: FGP iterations per TV proximal step.
     """
-    return fista_tv(measurement, y, lam=lam, n_iter=n_iter, inner_iter=inner_iter, lo=0.0, hi=None)
+    lo = 0.0 if image_channels(measurement) == 1 else None
+    return fista_tv(measurement, y, lam=lam, n_iter=n_iter, inner_iter=inner_iter, lo=lo, hi=None)
 
 
 def soft_threshold(v: torch.Tensor, threshold: float) -> torch.Tensor:
@@ -62,10 +66,11 @@ def cs_wavelet(measurement: Measurement, y: torch.Tensor, lam: float = 3e-4, n_i
         levels: decomposition levels (image sides must be divisible by 2^levels;
             4 levels scored the same as 3).
         cycle_spin: random circular shifts per iteration.
-        nonneg: clip to x >= 0 after each step.
+        nonneg: clip to x >= 0 after each step (magnitude images only).
         seed: seed of the shifts.
     """
     rng = np.random.default_rng(seed)
+    nonneg = nonneg and image_channels(measurement) == 1
 
     def prox(v: torch.Tensor) -> torch.Tensor:
         shift = tuple(int(s) for s in rng.integers(0, 2 ** levels, size=2)) if cycle_spin else (0, 0)

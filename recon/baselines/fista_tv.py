@@ -65,14 +65,18 @@ def tv_prox(b: torch.Tensor, lam: float, n_iter: int = 20, lo: float | None = No
     """argmin_x 1/2 ||x - b||^2 + lam TV(x) subject to lo <= x <= hi, by FGP.
 
     Args:
-        b: (B, 1, H, W) images to denoise.
+        b: (B, C, H, W) images to denoise, each channel on its own.
         lam: TV weight (>= 0).
         n_iter: dual iterations.
         lo, hi: box bounds (None: unbounded).
-        dual: (B, 2, H, W) starting dual field (warm start), zeros by default.
+        dual: (B, 2C, H, W) starting dual field (warm start), zeros by default.
     Returns:
         the denoised images and the final dual field (for the next warm start).
     """
+    if b.shape[1] > 1:  # channels (real and imaginary parts) are denoised as images of their own
+        flat, p = tv_prox(b.reshape(-1, 1, *b.shape[-2:]), lam, n_iter, lo, hi,
+                          None if dual is None else dual.reshape(-1, 2, *b.shape[-2:]))
+        return flat.reshape(b.shape), p.reshape(b.shape[0], -1, *b.shape[-2:])
     if lam <= 0:
         return _box(b, lo, hi), torch.zeros(b.shape[0], 2, *b.shape[-2:], dtype=b.dtype, device=b.device)
     p = torch.zeros(b.shape[0], 2, *b.shape[-2:], dtype=b.dtype, device=b.device) if dual is None else dual
@@ -103,11 +107,16 @@ def data_misfit(measurement: Measurement, x: torch.Tensor, y: torch.Tensor) -> t
     return per_image_dot(residual, residual).to(x.dtype)
 
 
+def image_channels(measurement: Measurement) -> int:
+    """Channels of A's input images: 1, or 2 for the real and imaginary parts of complex MR images."""
+    return getattr(measurement.transform, "channels", 1)
+
+
 def zeros_like_image(measurement: Measurement, y: torch.Tensor) -> torch.Tensor:
-    """A (B, 1, N, N) zero image in the real dtype of ``y``, on its device."""
+    """A (B, C, N, N) zero image (C: :func:`image_channels`) in the real dtype of ``y``, on its device."""
     size = getattr(measurement.transform, "size", y.shape[-1])  # Radon knows N; k-space is image-sized
     dtype = y.real.dtype if y.is_complex() else y.dtype
-    return torch.zeros(y.shape[0], 1, size, size, dtype=dtype, device=y.device)
+    return torch.zeros(y.shape[0], image_channels(measurement), size, size, dtype=dtype, device=y.device)
 
 
 def fista(measurement: Measurement, y: torch.Tensor, prox: Callable[[torch.Tensor], torch.Tensor],

@@ -1,17 +1,22 @@
 """fastMRI HDF5 files in and out.
 
-A fastMRI file holds ``kspace`` (slices, [coils,] H, W) complex64, a
-reference ``reconstruction_esc`` (single-coil) or ``reconstruction_rss``
-(multi-coil) of shape (slices, 320, 320), and attributes (``acquisition``,
-``max``, ``norm``, ``patient_id``, ...). The reference image used here is the
-magnitude reconstruction stored in the file; without one, it is computed
-from the k-space as the magnitude of the centred unitary inverse 2-D FFT
-(root-sum-of-squares over coils). Outputs are written as fastMRI submission
-files: a ``reconstruction`` dataset (slices, H, W) float32 in the file's
-magnitude units, with the input's attributes.
+A fastMRI file holds ``kspace`` (slices, [coils,] H, W) complex64 (centred orthonormal FFT
+convention, readout along H), in challenge/test files a column ``mask`` (W,) saying which columns
+of the already undersampled k-space were measured, a reference ``reconstruction_esc`` (single-coil)
+or ``reconstruction_rss`` (multi-coil) of shape (slices, 320, 320) in the training and validation
+sets, and attributes (``acquisition``, ``max``, ``norm``, ``patient_id``, ...).
+
+``recon mri`` reconstructs from the raw k-space itself (:func:`read_kspace`; coils, phase and the
+file's own undersampling included, see :mod:`recon.tasks.mri_raw`). :func:`read_fastmri` reads the
+magnitude image instead, for the image readers (:func:`recon.io.read_volume`): the reference
+reconstruction stored in the file, or without one the magnitude of the centred unitary inverse 2-D
+FFT of the k-space (root-sum-of-squares over coils). Outputs are written as fastMRI submission
+files: a ``reconstruction`` dataset (slices, H, W) float32 in the file's magnitude units, centre
+cropped to ``meta["crop"]`` when given (the reference's 320 x 320), with the input's attributes.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import h5py
@@ -70,8 +75,78 @@ def read_fastmri(path: Path) -> tuple[np.ndarray, dict]:
     return np.abs(reference), meta
 
 
+@dataclass
+class RawFile:
+    """What :func:`read_kspace` reads from a fastMRI file.
+
+    Attributes:
+        kspace: (S, C, H, W) complex64 (C = 1 for single-coil files).
+        mask: (W,) bool measured columns, or None when the file has no ``mask`` (fully sampled).
+        reference: (S, h, w) float64 magnitude reference, or None.
+        reference_key: the dataset it came from (None without one).
+        attrs: the file's root attributes.
+    """
+
+    kspace: np.ndarray
+    mask: np.ndarray | None
+    reference: np.ndarray | None
+    reference_key: str | None
+    attrs: dict
+
+
+def _kspace(handle: h5py.File, path: Path) -> np.ndarray:
+    if "kspace" not in handle:
+        raise InputError(f"{path}: no 'kspace' dataset (recon mri reconstructs a fastMRI file from its k-space)")
+    dataset = handle["kspace"]
+    if dataset.dtype.kind != "c" or dataset.ndim not in (3, 4):
+        raise InputError(f"{path}: 'kspace' must be complex (slices, [coils,] H, W), got {dataset.dtype} "
+                         f"{dataset.shape}")
+    kspace = np.asarray(dataset, dtype=np.complex64)
+    return kspace[:, None] if kspace.ndim == 3 else kspace
+
+
+def _mask(handle: h5py.File, path: Path, width: int) -> np.ndarray | None:
+    if "mask" not in handle:
+        return None
+    mask = np.asarray(handle["mask"])
+    if mask.dtype.kind not in "biuf" or mask.size != width or not np.isin(mask, (0, 1)).all():
+        raise InputError(f"{path}: 'mask' must hold {width} zeros and ones (one per k-space column), got "
+                         f"{mask.dtype} {mask.shape}")
+    return mask.reshape(-1).astype(bool)
+
+
+def read_kspace(path: Path) -> RawFile:
+    """The raw k-space of a fastMRI file with its mask, reference and attributes, checked (InputError)."""
+    try:
+        handle = h5py.File(path, "r")
+    except OSError:
+        raise InputError(f"{path}: not an HDF5 file") from None
+    with handle:
+        kspace = _kspace(handle, path)
+        mask = _mask(handle, path, kspace.shape[-1])
+        keys = [k for k in RECONSTRUCTION_KEYS if k in handle]
+        reference = _real_image(handle[keys[0]], path) if keys else None
+        attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in handle.attrs.items()}
+    if reference is not None and reference.ndim == 2:
+        reference = reference[None]
+    if reference is not None and (reference.ndim != 3 or reference.shape[0] != kspace.shape[0]):
+        raise InputError(f"{path}: '{keys[0]}' {reference.shape} does not match the {kspace.shape[0]} k-space slices")
+    return RawFile(kspace, mask, None if reference is None else np.abs(reference), keys[0] if keys else None, attrs)
+
+
+def centre_crop(images: np.ndarray, shape: tuple[int, int] | None) -> np.ndarray:
+    """(S, H, W) images centre-cropped to ``shape`` (h, w) the way fastMRI crops (None: unchanged)."""
+    if shape is None:
+        return images
+    (h, w), (rows, cols) = shape, images.shape[-2:]
+    top, left = rows // 2 - h // 2, cols // 2 - w // 2
+    return images[..., top:top + h, left:left + w]
+
+
 def write_fastmri(meta: dict, magnitude: np.ndarray, path: Path, description: str) -> None:
-    """Write a fastMRI-style ``reconstruction`` dataset (S, H, W) float32 plus attributes."""
+    """Write a fastMRI-style ``reconstruction`` dataset (S, H, W) float32 plus attributes, centre-cropped
+    to ``meta["crop"]`` (h, w) when given."""
+    magnitude = centre_crop(magnitude, meta.get("crop"))
     with h5py.File(path, "w") as handle:
         handle.create_dataset("reconstruction", data=magnitude.astype(np.float32))
         for key, value in meta["attrs"].items():

@@ -15,10 +15,11 @@ from recon.samplers.streams import SliceStreams
 
 
 class CountedScore:
-    """Calls ``prior.score`` without autograd and counts the calls.
+    """Calls ``prior.score`` without autograd and counts the network evaluations.
 
-    Each call evaluates the network once for every image of the batch, so
-    ``calls`` is the number of network evaluations (NFE) per image.
+    Each channel of an image is an image to the prior (images (B, 2, H, W) are the real and
+    imaginary parts of complex MR images), so a call evaluates the network C times for every
+    image of the batch, and ``calls`` is the number of network evaluations (NFE) per image.
     """
 
     def __init__(self, prior):
@@ -26,11 +27,12 @@ class CountedScore:
         self.calls = 0
 
     def __call__(self, x: torch.Tensor, sigma: float | torch.Tensor) -> torch.Tensor:
-        """Score at noise level ``sigma`` (a scalar, the same for every image): (B, 1, H, W)."""
-        self.calls += 1
-        sigmas = torch.full((x.shape[0],), float(sigma), device=x.device, dtype=x.dtype)
+        """Score at noise level ``sigma`` (a scalar, the same for every image): (B, C, H, W)."""
+        self.calls += x.shape[1]
+        flat = x.reshape(-1, 1, *x.shape[2:])
+        sigmas = torch.full((flat.shape[0],), float(sigma), device=x.device, dtype=x.dtype)
         with torch.no_grad():
-            return self.prior.score(x, sigmas)
+            return self.prior.score(flat, sigmas).reshape(x.shape)
 
 
 @dataclass

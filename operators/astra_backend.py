@@ -1,21 +1,49 @@
-"""Radon transform through astra-toolbox's own projectors.
+"""CT projections through astra-toolbox's own projectors, and the system matrices astra builds.
 
-CPU tensors use astra's CPU ``linear`` projector; CUDA tensors use astra's
-CUDA projector when astra was built with CUDA. Data crosses to numpy (and
-back) per call, so this backend is a reference rather than the fast path.
+A geometry here is anything with ``size`` and ``astra(views)`` (astra's projection geometry of all
+views or of the view indices ``views``): :class:`operators.geometry.ParallelBeamGeometry` and
+:class:`operators.scan_geometry.ScanGeometry`. CPU tensors use the named CPU projector (``linear``,
+``line_fanflat`` ...); CUDA tensors use astra's CUDA projector when astra was built with CUDA. Data
+crosses to numpy (and back) per call, so this backend is a reference rather than the fast path.
 """
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
+import scipy.sparse
 import torch
 
-from operators.geometry import ParallelBeamGeometry
+
+def _view_key(views: torch.Tensor | np.ndarray | None) -> tuple[int, ...] | None:
+    return None if views is None else tuple(int(v) for v in views.tolist())
+
+
+def create_projector(geometry: Any, projector: str, views: tuple[int, ...] | None = None) -> int:
+    """An astra projector of kind ``projector`` for ``geometry``'s views ``views`` (None: all)."""
+    import astra
+
+    volume = astra.create_vol_geom(geometry.size, geometry.size)
+    return astra.create_projector(projector, geometry.astra(None if views is None else np.asarray(views)), volume)
+
+
+def astra_matrix(geometry: Any, projector: str, views: np.ndarray | None = None) -> scipy.sparse.csr_matrix:
+    """The (V * n_detectors, N * N) float32 system matrix of the CPU ``projector`` for ``geometry``'s views."""
+    import astra
+
+    projector_id = create_projector(geometry, projector, _view_key(views))
+    matrix_id = astra.projector.matrix(projector_id)
+    try:
+        return astra.matrix.get(matrix_id).tocsr().astype(np.float32)
+    finally:
+        astra.matrix.delete(matrix_id)
+        astra.projector.delete(projector_id)
 
 
 class AstraProjector:
-    """Forward and adjoint Radon transform with astra-toolbox projectors."""
+    """Forward and adjoint projection with astra-toolbox projectors, for all views or a view subset."""
 
-    def __init__(self, geometry: ParallelBeamGeometry, projector: str = "linear"):
+    def __init__(self, geometry: Any, projector: str = "linear"):
         import astra
 
         self._astra = astra
@@ -27,15 +55,9 @@ class AstraProjector:
         kind = "cuda" if device.type == "cuda" else self.projector
         if kind == "cuda" and not self._astra.use_cuda():
             raise RuntimeError("astra-toolbox was built without CUDA; use the 'matrix' or 'torch' backend on GPU")
-        angles = self.geometry.angles()
-        view_key = None if views is None else tuple(views.tolist())
-        if view_key is not None:
-            angles = angles[list(view_key)]
-        key = (kind, view_key)
+        key = (kind, _view_key(views))
         if key not in self._ids:
-            vol = self._astra.create_vol_geom(self.geometry.size, self.geometry.size)
-            proj = self._astra.create_proj_geom("parallel", 1.0, self.geometry.n_detectors, angles)
-            self._ids[key] = self._astra.create_projector(kind, proj, vol)
+            self._ids[key] = create_projector(self.geometry, kind, key[1])
         return self._ids[key]
 
     def forward(self, x: torch.Tensor, views: torch.Tensor | None = None) -> torch.Tensor:

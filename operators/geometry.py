@@ -60,6 +60,13 @@ class ParallelBeamGeometry:
         """View angles in radians, shape (n_angles,), float64."""
         return np.arange(self.n_angles, dtype=np.float64) * (np.pi / self.n_angles)
 
+    def astra(self, views: np.ndarray | None = None) -> dict:
+        """astra's projection geometry of all views, or of the view indices ``views``."""
+        import astra
+
+        angles = self.angles() if views is None else self.angles()[views]
+        return astra.create_proj_geom("parallel", 1.0, self.n_detectors, angles)
+
     @property
     def sino_shape(self) -> tuple[int, int]:
         """(n_angles, n_detectors): the last two dimensions of a full sinogram."""

@@ -19,7 +19,7 @@ import math
 import numpy as np
 import torch
 
-from operators.astra_backend import astra_apply
+from operators.astra_backend import AstraProjector, astra_matrix
 from operators.fbp import WINDOWS, filter_sinogram
 from operators.scan_geometry import ScanGeometry
 from operators.sparse_matrix import _CSRApply, to_torch_csr
@@ -41,22 +41,13 @@ class _ScanProjector:
 
     def __init__(self, geometry: ScanGeometry):
         self.geometry = geometry
+        self.kind = "linear" if geometry.beam == "parallel" else "line_fanflat"
+        self._astra = AstraProjector(geometry, self.kind)
         self._matrices: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
-        self._astra_ids: dict[tuple, int] = {}
         self._calls: dict[tuple, int] = {}
 
     def _indices(self, views: torch.Tensor | None) -> np.ndarray | None:
         return None if views is None else views.cpu().numpy().astype(np.int64)
-
-    def _astra_projector(self, indices: np.ndarray | None):
-        import astra
-
-        key = None if indices is None else tuple(indices.tolist())
-        if key not in self._astra_ids:
-            kind = "linear" if self.geometry.beam == "parallel" else "line_fanflat"
-            volume = astra.create_vol_geom(self.geometry.size, self.geometry.size)
-            self._astra_ids[key] = astra.create_projector(kind, self.geometry.astra(indices), volume)
-        return self._astra_ids[key]
 
     def _matrix(self, indices: np.ndarray | None, device: torch.device, dtype: torch.dtype):
         """(W, W^T) as torch CSR for the view set, or None: before its ``MATRIX_AFTER_CALLS``-th call on CPU
@@ -69,13 +60,7 @@ class _ScanProjector:
         if key not in self._matrices and device.type == "cpu" and self._calls[key] < MATRIX_AFTER_CALLS:
             return None
         if key not in self._matrices:
-            import astra
-
-            matrix_id = astra.projector.matrix(self._astra_projector(indices))
-            try:
-                matrix = astra.matrix.get(matrix_id).tocsr().astype(np.float32)
-            finally:
-                astra.matrix.delete(matrix_id)
+            matrix = astra_matrix(self.geometry, self.kind, indices)
             matrix.sort_indices()
             self._matrices[key] = (to_torch_csr(matrix, device, dtype), to_torch_csr(matrix.T.tocsr(), device, dtype))
         return self._matrices[key]
@@ -86,7 +71,7 @@ class _ScanProjector:
         pair = self._matrix(indices, x.device, x.dtype)
         if pair is not None:
             return _CSRApply.apply(x.reshape(x.shape[0], -1), *pair).view(x.shape[0], n_views, -1)
-        return astra_apply("forward", self._astra_projector(indices), x)
+        return self._astra.forward(x.cpu(), views).to(x.device)  # astra's CPU projector, whatever the device
 
     def adjoint(self, y: torch.Tensor, views: torch.Tensor | None = None) -> torch.Tensor:
         indices = self._indices(views)
@@ -94,7 +79,7 @@ class _ScanProjector:
         pair = self._matrix(indices, y.device, y.dtype)
         if pair is not None:
             return _CSRApply.apply(y.reshape(y.shape[0], -1), pair[1], pair[0]).view(y.shape[0], n, n)
-        return astra_apply("adjoint", self._astra_projector(indices), y)
+        return self._astra.adjoint(y.cpu(), views).to(y.device)
 
 
 class ScanTransform(CTTransform):

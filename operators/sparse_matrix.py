@@ -28,6 +28,7 @@ import numpy as np
 import scipy.sparse
 import torch
 
+from operators.astra_backend import astra_matrix
 from operators.geometry import ParallelBeamGeometry
 from operators.symmetry import (PERMUTATIONS, pixel_permutations, representative_views,
                                 view_orbits)
@@ -49,22 +50,6 @@ def estimated_nonzeros(geometry: ParallelBeamGeometry) -> int:
     return 2 * geometry.size * geometry.size * len(representative_views(geometry.n_angles))
 
 
-def _build_with_astra(geometry: ParallelBeamGeometry, projector: str) -> scipy.sparse.csr_matrix:
-    """The matrix of the representative views, (R * n_detectors, N * N) float32."""
-    import astra
-
-    vol = astra.create_vol_geom(geometry.size, geometry.size)
-    angles = geometry.angles()[representative_views(geometry.n_angles)]
-    proj = astra.create_proj_geom("parallel", 1.0, geometry.n_detectors, angles)
-    pid = astra.create_projector(projector, proj, vol)
-    mid = astra.projector.matrix(pid)
-    try:
-        return astra.matrix.get(mid).tocsr().astype(np.float32)
-    finally:
-        astra.matrix.delete(mid)
-        astra.projector.delete(pid)
-
-
 def _cache_path(geometry: ParallelBeamGeometry, projector: str) -> Path:
     import astra
 
@@ -81,7 +66,7 @@ def load_system_matrix(geometry: ParallelBeamGeometry, projector: str = "linear"
     if path.exists():
         with np.load(path) as f:
             return scipy.sparse.csr_matrix((f["data"], f["indices"], f["indptr"]), shape=tuple(f["shape"]))
-    matrix = _build_with_astra(geometry, projector)
+    matrix = astra_matrix(geometry, projector, representative_views(geometry.n_angles))
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz.tmp")
     os.close(fd)

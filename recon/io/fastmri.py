@@ -31,12 +31,42 @@ def is_hdf5_name(path: Path) -> bool:
     return path.suffix.lower() in (".h5", ".hdf5")
 
 
+def centred_fft(a: np.ndarray, axis: int, inverse: bool = False) -> np.ndarray:
+    """The centred orthonormal (inverse) FFT of ``a`` along ``axis``: fastMRI's k-space convention."""
+    transform = np.fft.ifft if inverse else np.fft.fft
+    return np.fft.fftshift(transform(np.fft.ifftshift(a, axes=axis), axis=axis, norm="ortho"), axes=axis)
+
+
+def ifft2c(kspace: np.ndarray) -> np.ndarray:
+    """Centred orthonormal inverse 2-D FFT over the last two axes."""
+    return centred_fft(centred_fft(kspace, -1, inverse=True), -2, inverse=True)
+
+
 def kspace_to_magnitude(kspace: np.ndarray) -> np.ndarray:
     """|centred unitary inverse FFT| over the last two axes; RSS over coils for (S, C, H, W)."""
-    axes = (-2, -1)
-    image = np.fft.fftshift(np.fft.ifft2(np.fft.ifftshift(kspace, axes=axes), axes=axes, norm="ortho"), axes=axes)
-    magnitude = np.abs(image)
+    magnitude = np.abs(ifft2c(kspace))
     return np.sqrt((magnitude ** 2).sum(axis=1)) if kspace.ndim == 4 else magnitude
+
+
+def _open(path: Path) -> h5py.File:
+    try:
+        return h5py.File(path, "r")
+    except OSError:
+        raise InputError(f"{path}: not an HDF5 file") from None
+
+
+def _attrs(handle: h5py.File) -> dict:
+    """The root attributes, byte strings decoded."""
+    return {k: (v.decode() if isinstance(v, bytes) else v) for k, v in handle.attrs.items()}
+
+
+def _reference(handle: h5py.File, path: Path) -> tuple[np.ndarray | None, str | None]:
+    """The file's reference reconstruction (S, h, w) float64 and its dataset name, or (None, None)."""
+    keys = [k for k in RECONSTRUCTION_KEYS if k in handle]
+    if not keys:
+        return None, None
+    reference = _real_image(handle[keys[0]], path)
+    return (reference[None] if reference.ndim == 2 else reference), keys[0]
 
 
 def _real_image(dataset: h5py.Dataset, path: Path) -> np.ndarray:
@@ -53,25 +83,18 @@ def read_fastmri(path: Path) -> tuple[np.ndarray, dict]:
     ``meta`` has ``attrs`` (the root attributes), ``reference`` (which dataset
     gave the image, or ``"kspace"``) and ``coils`` (1 for single-coil).
     """
-    try:
-        handle = h5py.File(path, "r")
-    except OSError:
-        raise InputError(f"{path}: not an HDF5 file") from None
-    with handle:
-        keys = [k for k in RECONSTRUCTION_KEYS if k in handle]
-        if "kspace" not in handle and not keys:
+    with _open(path) as handle:
+        if "kspace" not in handle and not any(k in handle for k in RECONSTRUCTION_KEYS):
             raise InputError(f"{path}: not a fastMRI file (no 'kspace' or 'reconstruction_esc/_rss' dataset)")
-        attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in handle.attrs.items()}
+        attrs = _attrs(handle)
         kspace = np.asarray(handle["kspace"]) if "kspace" in handle else None
-        reference = _real_image(handle[keys[0]], path) if keys else None
+        reference, key = _reference(handle, path)
     if kspace is not None and (not np.iscomplexobj(kspace) or kspace.ndim not in (3, 4)):
         raise InputError(f"{path}: 'kspace' must be complex (slices, [coils,] H, W), got {kspace.dtype} {kspace.shape}")
     if reference is None:
         reference = kspace_to_magnitude(kspace)
-    elif reference.ndim == 2:
-        reference = reference[None]
     coils = 1 if kspace is None or kspace.ndim == 3 else int(kspace.shape[1])
-    meta = {"attrs": attrs, "reference": keys[0] if keys else "kspace", "coils": coils}
+    meta = {"attrs": attrs, "reference": key or "kspace", "coils": coils}
     return np.abs(reference), meta
 
 
@@ -117,30 +140,25 @@ def _mask(handle: h5py.File, path: Path, width: int) -> np.ndarray | None:
 
 def read_kspace(path: Path) -> RawFile:
     """The raw k-space of a fastMRI file with its mask, reference and attributes, checked (InputError)."""
-    try:
-        handle = h5py.File(path, "r")
-    except OSError:
-        raise InputError(f"{path}: not an HDF5 file") from None
-    with handle:
+    with _open(path) as handle:
         kspace = _kspace(handle, path)
         mask = _mask(handle, path, kspace.shape[-1])
-        keys = [k for k in RECONSTRUCTION_KEYS if k in handle]
-        reference = _real_image(handle[keys[0]], path) if keys else None
-        attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in handle.attrs.items()}
-    if reference is not None and reference.ndim == 2:
-        reference = reference[None]
+        reference, key = _reference(handle, path)
+        attrs = _attrs(handle)
     if reference is not None and (reference.ndim != 3 or reference.shape[0] != kspace.shape[0]):
-        raise InputError(f"{path}: '{keys[0]}' {reference.shape} does not match the {kspace.shape[0]} k-space slices")
-    return RawFile(kspace, mask, None if reference is None else np.abs(reference), keys[0] if keys else None, attrs)
+        raise InputError(f"{path}: '{key}' {reference.shape} does not match the {kspace.shape[0]} k-space slices")
+    return RawFile(kspace, mask, None if reference is None else np.abs(reference), key, attrs)
+
+
+def centre_box(grid: tuple[int, int], crop: tuple[int, int]) -> tuple[slice, slice]:
+    """Rows and columns of the centred ``crop`` (h, w) of a ``grid`` (H, W) the way fastMRI crops:
+    index ``H // 2 - h // 2`` of the grid is the crop's row 0."""
+    return tuple(slice(n // 2 - m // 2, n // 2 - m // 2 + m) for n, m in zip(grid, crop))
 
 
 def centre_crop(images: np.ndarray, shape: tuple[int, int] | None) -> np.ndarray:
     """(S, H, W) images centre-cropped to ``shape`` (h, w) the way fastMRI crops (None: unchanged)."""
-    if shape is None:
-        return images
-    (h, w), (rows, cols) = shape, images.shape[-2:]
-    top, left = rows // 2 - h // 2, cols // 2 - w // 2
-    return images[..., top:top + h, left:left + w]
+    return images if shape is None else images[(..., *centre_box(images.shape[-2:], shape))]
 
 
 def write_fastmri(meta: dict, magnitude: np.ndarray, path: Path, description: str) -> None:

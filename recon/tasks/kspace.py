@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from recon.errors import InputError
+from recon.io.fastmri import centred_fft, ifft2c
 
 ESPIRIT_CALIB = 24
 """The most fully sampled centre columns ESPIRiT calibrates on (sigpy's default width)."""
@@ -44,17 +45,6 @@ def _centred(a: np.ndarray, size: int, axis: int) -> np.ndarray:
     return out
 
 
-def _fft1c(a: np.ndarray, axis: int, inverse: bool) -> np.ndarray:
-    transform = np.fft.ifft if inverse else np.fft.fft
-    shifted = np.fft.ifftshift(a, axes=axis)
-    return np.fft.fftshift(transform(shifted, axis=axis, norm="ortho"), axes=axis)
-
-
-def ifft2c(kspace: np.ndarray) -> np.ndarray:
-    """Centred orthonormal inverse 2-D FFT over the last two axes."""
-    return _fft1c(_fft1c(kspace, -1, True), -2, True)
-
-
 def square_readout(kspace: np.ndarray) -> np.ndarray:
     """(..., H, W) -> (..., W, W): the readout (H) field of view cut or padded to the W columns' one.
 
@@ -65,8 +55,8 @@ def square_readout(kspace: np.ndarray) -> np.ndarray:
     """
     if kspace.shape[-2] == kspace.shape[-1]:
         return kspace
-    rows = _centred(_fft1c(kspace, -2, True), kspace.shape[-1], -2)
-    return _fft1c(rows, -2, False).astype(kspace.dtype)
+    rows = _centred(centred_fft(kspace, -2, inverse=True), kspace.shape[-1], -2)
+    return centred_fft(rows, -2).astype(kspace.dtype)
 
 
 def resize_kspace(kspace: np.ndarray, size: int) -> np.ndarray:

@@ -45,7 +45,7 @@ import torch
 from operators import BooleanMask, Measurement, kspace_column_mask
 from operators.coils import CoilFourier
 from recon.errors import InputError
-from recon.io.fastmri import RawFile, kspace_to_magnitude, read_kspace
+from recon.io.fastmri import RawFile, centre_box, kspace_to_magnitude, read_kspace
 from recon.io.volume import Volume
 from recon.tasks import kspace as ks
 from recon.tasks.base import Problem, Scan, Task
@@ -104,7 +104,7 @@ def read_raw(task: Task, source: Path) -> "RawKspaceScan":
             raise InputError(f"{source}: the reference {crop[0]}x{crop[1]} is larger than the {side}x{side} image "
                              "of the k-space")
         reference = torch.zeros(kspace.shape[0], 1, side, side)
-        reference[:, 0, _box(side, crop)[0], _box(side, crop)[1]] = torch.from_numpy(raw.reference / scale).float()
+        reference[(slice(None), 0, *centre_box((side, side), crop))] = torch.from_numpy(raw.reference / scale).float()
     coils = kspace.shape[1]
     measurement = (f"MRI raw k-space ({coils} coil{'s, ESPIRiT maps' if coils > 1 else ''}), {described}, "
                    f"{PRIOR_NOTES[task.complex_prior]}")
@@ -114,11 +114,6 @@ def read_raw(task: Task, source: Path) -> "RawKspaceScan":
     volume = Volume(data=zero_filled.astype(np.float32), modality="mri", source=source, format="fastmri",
                     scale=float(scale), meta=meta)
     return RawKspaceScan(task, volume, kspace / scale, columns, reference)
-
-
-def _box(side: int, crop: tuple[int, int]) -> tuple[slice, slice]:
-    """Rows and columns of the centred ``crop`` (h, w) of a ``side`` grid."""
-    return tuple(slice(side // 2 - n // 2, side // 2 - n // 2 + n) for n in crop)
 
 
 def magnitude(transform: CoilFourier, x: torch.Tensor) -> torch.Tensor:
@@ -161,7 +156,7 @@ class RawKspaceScan(Scan):
             reference = (part if size == self.side else resize(part, size)).to(device)
             crop = tuple(round(n * size / self.side) for n in self.volume.meta["crop"])
             keep = torch.zeros(stop - start, 1, size, size, dtype=torch.bool, device=device)
-            keep[:, :, _box(size, crop)[0], _box(size, crop)[1]] = True
+            keep[(slice(None), slice(None), *centre_box((size, size), crop))] = True
         return Problem(measurement, y, reference, keep, finish=lambda x: magnitude(transform, x))
 
     def transform(self, kspace: np.ndarray, columns: np.ndarray, device: torch.device) -> CoilFourier:

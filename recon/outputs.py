@@ -12,6 +12,7 @@ import torch
 from recon.io.run_folder import RUN_MANIFEST, RunFolder
 from recon.resample import resize
 from recon.tasks import Task
+from recon.tasks.base import Scan
 from recon.units import hu_to_model
 
 NO_REFERENCE_NOTE = ("no PSNR/SSIM: there is no reference image (the input is the measured scan itself); "
@@ -64,16 +65,17 @@ class RunResult:
                          baseline_residual, nfe, params, wall, size, side)
 
 
-def write_outputs(task: Task, source: Path, settings, volume, prior, result: RunResult,
+def write_outputs(task: Task, source: Path, settings, scan: Scan, prior, result: RunResult,
                   reference: torch.Tensor | None, device: torch.device, shard, folder: RunFolder) -> dict:
-    """Write the volume (and std map), the panel and metrics.json into the staging ``folder``;
-    returns the report written to metrics.json (its ``files``: where they will be once committed)."""
+    """Write the volume (and std map) in ``scan``'s format, the panel and metrics.json into the staging
+    ``folder``; returns the report written to metrics.json (its ``files``: where they will be once committed)."""
     from recon import io
     from recon.samplers import defaults_source
 
+    volume = scan.volume
     stem = source.name.split(".")[0] or "input"
     method = settings.method if prior is None else f"score-{result.params['sampler']}"
-    measurement = _measurement(task, volume)
+    measurement = scan.describe()
     written = io.write_volume(volume, result.output[:, 0].numpy(), folder.path, f"{stem}_{method}",
                               description=f"{method} reconstruction, {measurement}")
     if result.std is not None:
@@ -82,7 +84,8 @@ def write_outputs(task: Task, source: Path, settings, volume, prior, result: Run
                                    f"{stem}_{method}_std", kind="std",
                                    description=f"posterior standard deviation ({settings.samples} samples), "
                                                f"{measurement}")
-    panel = _panel(task, folder.path / f"{stem}_{method}.png", written, volume, method, result, reference)
+    panel = _panel(task, folder.path / f"{stem}_{method}.png", written, volume, method, result, reference,
+                   measurement)
     metrics = {} if reference is None else _metrics(result, reference, task)
     report = {
         "task": task.name, "input": str(source), "measurement": measurement,
@@ -95,7 +98,7 @@ def write_outputs(task: Task, source: Path, settings, volume, prior, result: Run
         "parameters": {**task.record(), **settings.record(), **result.params},
         "defaults_source": None if prior is None else defaults_source(prior, result.params["sampler"],
                                                                        task.defaults_key),
-        "metrics_note": NO_REFERENCE_NOTE if reference is None else volume.meta.get("metrics_note", task.metrics_note),
+        "metrics_note": NO_REFERENCE_NOTE if reference is None else scan.metrics_note,
         "data_residual": _residuals(task, result), **metrics, "files": [str(folder.final(p)) for p in [*written, panel]],
     }
     _write_json(folder.path / RUN_MANIFEST, report)
@@ -103,8 +106,8 @@ def write_outputs(task: Task, source: Path, settings, volume, prior, result: Run
 
 
 def _panel(task: Task, path: Path, written: list[Path], volume, method: str, result: RunResult,
-           reference: torch.Tensor | None) -> Path:
-    """The middle slice: input or reference | baseline | method (| error | std)."""
+           reference: torch.Tensor | None, measurement: str) -> Path:
+    """The middle slice: input or reference | baseline | method (| error | std), titled ``measurement``."""
     from recon.panel import save_panel
 
     middle = result.output.shape[0] // 2
@@ -125,12 +128,7 @@ def _panel(task: Task, path: Path, written: list[Path], volume, method: str, res
     return save_panel(path, images, task.modality, error=error,
                       std=None if result.std is None else result.std[middle, 0].numpy() * std_scale,
                       std_unit="HU" if task.modality == "ct" else "",
-                      title=f"{_measurement(task, volume)}; slice {middle + 1}/{result.output.shape[0]}")
-
-
-def _measurement(task: Task, volume) -> str:
-    """One line describing the measurement: the input's own (measured data) or the task's."""
-    return volume.meta.get("measurement") or task.describe()
+                      title=f"{measurement}; slice {middle + 1}/{result.output.shape[0]}")
 
 
 def _residuals(task: Task, result: RunResult) -> dict:

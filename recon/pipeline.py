@@ -184,7 +184,7 @@ def _reconstruct(task: Task, source: Path, settings: RunSettings, data: tuple, m
         return None  # not rank 0: rank 0 writes everything
     result = RunResult.gather(parts, time.perf_counter() - started, size, scan.side)
     reference = scan.reference if result.has_reference else None
-    return write_outputs(task, source, settings, scan.volume, prior, result, reference, device, shard, folder)
+    return write_outputs(task, source, settings, scan, prior, result, reference, device, shard, folder)
 
 
 def _gather(local: dict, shard) -> list[dict] | None:

@@ -128,14 +128,25 @@ class Scan:
     """A run's input: the problems of its slices, and the record the writers need.
 
     Attributes:
+        task: the task that read it.
         volume: a :class:`recon.io.Volume` saying how results are written (format, real units, grid);
             its ``data`` (S, side, side) is the input image in model units (zeros for measured data, whose
             ``meta["measured"]`` names what was measured).
         reference: (S, 1, side, side) ground truth in model units, or None (measured data without one).
     """
 
+    task: Task
     volume: Any
     reference: torch.Tensor | None
+
+    def describe(self) -> str:
+        """One line describing the measurement, for outputs (the task's; measured data may say more)."""
+        return self.task.describe()
+
+    @property
+    def metrics_note(self) -> str:
+        """How PSNR/SSIM against ``reference`` are computed, for ``metrics.json``."""
+        return self.task.metrics_note
 
     @property
     def n_slices(self) -> int:

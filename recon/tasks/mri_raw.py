@@ -109,11 +109,10 @@ def read_raw(task: Task, source: Path) -> "RawKspaceScan":
     measurement = (f"MRI raw k-space ({coils} coil{'s, ESPIRiT maps' if coils > 1 else ''}), {described}, "
                    f"{PRIOR_NOTES[task.complex_prior]}")
     meta = {"attrs": raw.attrs, "reference": raw.reference_key, "coils": coils, "measured": "k-space",
-            "files": [source], "square": None, "crop": crop, "measurement": measurement,
-            "metrics_note": _metrics_note(crop)}
+            "files": [source], "square": None, "crop": crop}
     volume = Volume(data=zero_filled.astype(np.float32), modality="mri", source=source, format="fastmri",
                     scale=float(scale), meta=meta)
-    return RawKspaceScan(task, volume, kspace / scale, columns, reference)
+    return RawKspaceScan(task, volume, kspace / scale, columns, reference, measurement)
 
 
 def magnitude(transform: CoilFourier, x: torch.Tensor) -> torch.Tensor:
@@ -132,11 +131,20 @@ class RawKspaceScan(Scan):
         kspace: (S, C, N, N) complex64 measured k-space in model units, zero where unmeasured.
         columns: (N,) bool measured columns.
         reference: (S, 1, N, N) the file's reference in model units at the centre of the grid, or None.
+        measurement: one line describing the measurement (coils, mask, how the prior meets the phase).
     """
 
     def __init__(self, task: Task, volume: Volume, kspace: np.ndarray, columns: np.ndarray,
-                 reference: torch.Tensor | None):
+                 reference: torch.Tensor | None, measurement: str):
         self.task, self.volume, self.kspace, self.columns, self.reference = task, volume, kspace, columns, reference
+        self.measurement = measurement
+
+    def describe(self) -> str:
+        return self.measurement
+
+    @property
+    def metrics_note(self) -> str:
+        return _metrics_note(self.volume.meta["crop"])
 
     def problem(self, start: int, stop: int, size: int, seed: int, device: torch.device) -> Problem:
         from recon.resample import resize

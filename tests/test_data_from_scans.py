@@ -26,12 +26,7 @@ CT_SPACING = 0.661468
 SPLITS = ("train", "val", "test")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: one torch thread
 
 
 def disk(shape, radii, inside, outside=-1000.0):

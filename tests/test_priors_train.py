@@ -30,12 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 ONE_THREAD = dict(os.environ, OMP_NUM_THREADS="1")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: one torch thread
 
 
 def write_disc_set(path: Path, size: int = 32, n_train: int = 48, modality: str = "ct") -> Path:

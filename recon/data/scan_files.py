@@ -134,26 +134,21 @@ def _dicom_header(path: Path, root: Path, modality: str,
     return header, None
 
 
-def _fastmri_patient(path: Path) -> str | None:
-    """The ``patient_id`` attribute of a fastMRI file, None when absent, empty or unreadable."""
+def _hdf5_attrs(path: Path) -> dict:
+    """The root attributes of an HDF5 file ({} when it cannot be opened)."""
     try:
         with h5py.File(path, "r") as handle:
-            value = handle.attrs.get("patient_id")
+            return dict(handle.attrs)
     except OSError:
-        return None
+        return {}
+
+
+def _patient_id(value) -> str | None:
+    """A fastMRI ``patient_id`` attribute as text, None when absent or empty."""
     if value is None:
         return None
     text = value.decode(errors="replace") if isinstance(value, bytes) else str(value)
     return text.strip() or None
-
-
-def _is_slice_dataset(path: Path) -> bool:
-    """Whether an HDF5 file is a dataset of :mod:`recon.data.build` (it has a ``manifest``)."""
-    try:
-        with h5py.File(path, "r") as handle:
-            return "manifest" in handle.attrs
-    except OSError:
-        return False
 
 
 def _file_scan(path: Path, root: Path, modality: str, need_spacing: bool) -> Scan | Skip:
@@ -161,13 +156,14 @@ def _file_scan(path: Path, root: Path, modality: str, need_spacing: bool) -> Sca
     rel = rel_path(path, root)
     if is_nifti_name(path):
         return Scan("nifti", [path], rel, rel)
-    if _is_slice_dataset(path):
+    attrs = _hdf5_attrs(path)
+    if "manifest" in attrs:  # a dataset of recon.data.build
         return Skip(rel, 1, "unsupported", "a slice dataset (recon data build), not a scan")
     if modality == "ct":
         return Skip(rel, 1, "modality", "a fastMRI file holds MR data, not CT")
     if need_spacing:
         return Skip(rel, 1, "spacing", "fastMRI files record no pixel spacing")
-    return Scan("fastmri", [path], rel, _fastmri_patient(path) or rel)
+    return Scan("fastmri", [path], rel, _patient_id(attrs.get("patient_id")) or rel)
 
 
 def find_scans(root: Path, files: list[Path], modality: str, need_spacing: bool,

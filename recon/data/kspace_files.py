@@ -20,6 +20,7 @@ import h5py
 import numpy as np
 
 from operators.masks import equispaced_columns
+from recon.io.fastmri import fft2c, kspace_to_magnitude
 
 
 def smooth_phase(side: int, rng: np.random.Generator) -> np.ndarray:
@@ -39,11 +40,6 @@ def coil_maps(side: int, coils: int) -> np.ndarray:
     return maps / np.sqrt((np.abs(maps) ** 2).sum(0))
 
 
-def _fft2c(x: np.ndarray) -> np.ndarray:
-    axes = (-2, -1)
-    return np.fft.fftshift(np.fft.fft2(np.fft.ifftshift(x, axes=axes), norm="ortho"), axes=axes)
-
-
 def kspace_of(slices: np.ndarray, coils: int, rng: np.random.Generator, noise: float = 0.0) -> np.ndarray:
     """The oversampled k-space (S, C, 2N, N) complex64 of magnitude slices (S, N, N) (see the module notes)."""
     n = slices.shape[-1]
@@ -51,7 +47,7 @@ def kspace_of(slices: np.ndarray, coils: int, rng: np.random.Generator, noise: f
     images = np.stack([m * np.exp(1j * smooth_phase(n, rng)) for m in slices])[:, None] * maps
     padded = np.zeros((*images.shape[:2], 2 * n, n), dtype=complex)
     padded[..., n // 2:n // 2 + n, :] = images
-    kspace = _fft2c(padded)
+    kspace = fft2c(padded)
     if noise > 0:
         kspace = kspace + noise * (rng.standard_normal(kspace.shape) + 1j * rng.standard_normal(kspace.shape))
     return kspace.astype(np.complex64)
@@ -74,9 +70,7 @@ def write_kspace_file(path: Path | str, slices: np.ndarray, coils: int = 0, acce
     n = kspace.shape[-1]
     with h5py.File(path, "w") as handle:
         if accel is None:
-            coil_images = np.fft.fftshift(np.fft.ifft2(np.fft.ifftshift(kspace, axes=(-2, -1)), norm="ortho"),
-                                          axes=(-2, -1))
-            magnitude = np.sqrt((np.abs(coil_images) ** 2).sum(1))[:, n // 2:n // 2 + n]
+            magnitude = kspace_to_magnitude(kspace)[:, n // 2:n // 2 + n]  # root sum of squares over coils
             handle["reconstruction_rss" if coils else "reconstruction_esc"] = magnitude.astype(np.float32)
         else:
             mask = equispaced_columns(n, accel)

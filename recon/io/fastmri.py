@@ -37,6 +37,11 @@ def centred_fft(a: np.ndarray, axis: int, inverse: bool = False) -> np.ndarray:
     return np.fft.fftshift(transform(np.fft.ifftshift(a, axes=axis), axis=axis, norm="ortho"), axes=axis)
 
 
+def fft2c(images: np.ndarray) -> np.ndarray:
+    """Centred orthonormal 2-D FFT over the last two axes."""
+    return centred_fft(centred_fft(images, -1), -2)
+
+
 def ifft2c(kspace: np.ndarray) -> np.ndarray:
     """Centred orthonormal inverse 2-D FFT over the last two axes."""
     return centred_fft(centred_fft(kspace, -1, inverse=True), -2, inverse=True)

@@ -47,10 +47,6 @@ class CoilFourier:
         self.channels = 2 if parts else 1
         self.weight = (maps.abs() ** 2).sum(1, keepdim=True)  # sum_c |S_c|^2, (B|1, 1, H, W)
 
-    @property
-    def coils(self) -> int:
-        return int(self.maps.shape[1])
-
     def _check(self, x: torch.Tensor) -> None:
         if x.dim() != 4 or x.shape[1] != self.channels or x.is_complex() or x.shape[-2:] != self.maps.shape[-2:]:
             raise ValueError(f"expected real images (B, {self.channels}, {self.maps.shape[-2]}, "

@@ -9,7 +9,6 @@ the detector has ``detector_count`` bins ``detector_spacing`` apart, centred on 
 """
 from __future__ import annotations
 
-import hashlib
 import math
 from dataclasses import dataclass
 
@@ -114,8 +113,3 @@ class ScanGeometry:
         from astra.functions import geom_2vec
 
         return np.asarray(geom_2vec(self.astra(views))["Vectors"], dtype=np.float64)
-
-    def key(self) -> str:
-        """A short string naming the geometry exactly (for caches)."""
-        digest = hashlib.sha256(repr(self).encode()).hexdigest()[:16]
-        return f"{self.beam}_n{self.size}_a{self.n_angles}_d{self.detector_count}_{digest}"

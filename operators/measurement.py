@@ -74,15 +74,19 @@ class Measurement:
 
     def measure(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """Simulate y = A x + noise (noise only when ``noise_std > 0``)."""
-        y = self.A(x)
-        if self.noise_std > 0:
-            noise = torch.randn(y.shape, generator=generator, device=y.device,
-                                dtype=y.real.dtype if y.is_complex() else y.dtype)
-            if y.is_complex():
-                noise = torch.complex(noise, torch.randn(y.shape, generator=generator, device=y.device,
-                                                         dtype=noise.dtype))
-            y = self.P(self.P_inv(y + self.noise_std * noise))  # no noise in unmeasured entries
-        return y
+        return self.add_noise(self.A(x), generator)
+
+    def add_noise(self, y: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Measurements ``y`` plus Gaussian noise of std ``noise_std`` (in each part of complex data) in the
+        measured entries; ``y`` itself when ``noise_std`` is 0."""
+        if self.noise_std == 0:
+            return y
+        noise = torch.randn(y.shape, generator=generator, device=y.device,
+                            dtype=y.real.dtype if y.is_complex() else y.dtype)
+        if y.is_complex():
+            noise = torch.complex(noise, torch.randn(y.shape, generator=generator, device=y.device,
+                                                     dtype=noise.dtype))
+        return self.P(self.P_inv(y + self.noise_std * noise))  # no noise in unmeasured entries
 
     def A_dagger(self, y: torch.Tensor, iterations: int = 100, tol: float | None = None,
                  callback: Callable[[int, torch.Tensor], None] | None = None) -> torch.Tensor:

@@ -180,8 +180,18 @@ def measure_slices(measurement: Measurement, x: torch.Tensor, seed: int) -> torc
     """y = A x (+ noise, slice i's from a generator seeded ``seed + i``) for images x (B, 1, N, N)."""
     if measurement.noise_std == 0:
         return measurement.measure(x)
-    return torch.cat([measurement.measure(x[i:i + 1], torch.Generator(device=x.device).manual_seed(seed + i))
+    return torch.cat([measurement.measure(x[i:i + 1], _slice_generator(x.device, seed + i))
                       for i in range(x.shape[0])])
+
+
+def add_noise_to_slices(measurement: Measurement, y: torch.Tensor, seed: int) -> torch.Tensor:
+    """Measurements y (B, ...) plus ``measurement``'s noise, slice i's from a generator seeded ``seed + i``."""
+    return torch.cat([measurement.add_noise(y[i:i + 1], _slice_generator(y.device, seed + i))
+                      for i in range(y.shape[0])])
+
+
+def _slice_generator(device: torch.device, seed: int) -> torch.Generator:
+    return torch.Generator(device=device).manual_seed(seed)
 
 
 @lru_cache(maxsize=16)

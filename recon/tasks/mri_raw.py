@@ -48,7 +48,7 @@ from recon.errors import InputError
 from recon.io.fastmri import RawFile, centre_box, kspace_to_magnitude, read_kspace
 from recon.io.volume import Volume
 from recon.tasks import kspace as ks
-from recon.tasks.base import Problem, Scan, Task
+from recon.tasks.base import Problem, Scan, Task, add_noise_to_slices
 from recon.units import robust_scale
 
 ACCEL_TOLERANCE = 0.1
@@ -155,7 +155,7 @@ class RawKspaceScan(Scan):
         mask = BooleanMask(torch.from_numpy(columns).view(1, 1, 1, size).to(device))
         y = mask.select(torch.from_numpy(kspace).to(device))
         if self.task.noise > 0:
-            y = mask.select(y + self._noise(y, seed))
+            y = add_noise_to_slices(Measurement(transform, mask, self.task.noise), y, seed)
         noise = max(ks.noise_std(y.cpu().numpy(), columns), np.finfo(np.float32).tiny)  # never noiseless
         measurement = Measurement(transform, mask, noise)
         reference, keep = None, None
@@ -181,12 +181,3 @@ class RawKspaceScan(Scan):
             phase = np.stack([np.angle(ks.centre_image(k, m, centre)) for k, m in zip(kspace, maps)])[:, None]
             phase = torch.from_numpy(phase.astype(np.float32)).to(device)
         return CoilFourier(torch.from_numpy(maps).to(device), phase, parts=self.task.complex_prior != "magnitude")
-
-    def _noise(self, y: torch.Tensor, seed: int) -> torch.Tensor:
-        """Complex Gaussian noise of std ``task.noise`` per part, slice i's drawn with seed + i."""
-        parts = []
-        for i in range(y.shape[0]):
-            generator = torch.Generator(device=y.device).manual_seed(seed + i)
-            draw = torch.randn((2, *y.shape[1:]), generator=generator, device=y.device)
-            parts.append(torch.complex(draw[0], draw[1]))
-        return self.task.noise * torch.stack(parts)

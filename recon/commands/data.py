@@ -37,8 +37,9 @@ def _build_from_scans(args: argparse.Namespace) -> int:
         if getattr(args, name) is not None:
             raise InputError(f"--{name} is for the procedural sets; with --from the splits are "
                              f"--val-fraction / --test-fraction of the patients")
-    fractions = [0.1 if f is None else f for f in (args.val_fraction, args.test_fraction)]
-    recipe = Recipe(args.modality, args.size, args.pixel_spacing, *fractions, seed=args.seed, n=args.n)
+    fractions = {name: value for name, value in (("val_fraction", args.val_fraction),
+                                                 ("test_fraction", args.test_fraction)) if value is not None}
+    recipe = Recipe(args.modality, args.size, args.pixel_spacing, seed=args.seed, n=args.n, **fractions)
     report = build_from_scans(args.source, args.output, recipe, progress=not args.quiet)
     counts, patients = report.counts, report.patients
     print(f"wrote {report.path} ({counts['train']} train, {counts['val']} val, {counts['test']} test slices of "

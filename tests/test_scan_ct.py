@@ -16,8 +16,8 @@ N = 64
 FAN = dict(source_origin=2.5 * N, origin_detector=1.5 * N)
 
 
-def _fan(angles: np.ndarray, size: int = N) -> ScanGeometry:
-    return ScanGeometry(size, tuple(angles.tolist()), 2 * size, 1.0, "fan", 2.5 * size, 1.5 * size)
+def _fan(angles: np.ndarray) -> ScanGeometry:
+    return ScanGeometry(N, tuple(angles.tolist()), 2 * N, 1.0, "fan", **FAN)
 
 
 def _disk_sinogram(geometry: ScanGeometry, centre: tuple[float, float], radius: float) -> np.ndarray:
@@ -63,7 +63,8 @@ def test_scan_transform_adjoint(beam):
 
 @pytest.mark.parametrize("arc", ["full", "short"])
 def test_fan_beam_fbp_reconstructs_an_analytic_disk(arc):
-    fan_half_angle = math.atan((N - 0.5) / 2 / FAN["source_origin"] / (4.0 / 2.5))  # detector half width at iso
+    magnification = (FAN["source_origin"] + FAN["origin_detector"]) / FAN["source_origin"]
+    fan_half_angle = math.atan((N - 0.5) / magnification / FAN["source_origin"])  # 2N bins of 1 px: outer bin centre
     if arc == "full":
         angles = np.linspace(0, 2 * np.pi, 180, endpoint=False)
     else:  # 180 degrees plus the fan angle (plus a margin): Parker weights

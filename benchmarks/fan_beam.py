@@ -2,7 +2,7 @@
 
     python benchmarks/fan_beam.py [--views 360 23] [--methods fbp fista-tv score]
 
-The slice (``shared/data/real``, 512² resampled to 256² at 1.4 mm) is projected by ASTRA in the
+The slice (``shared/data/real``, 512² resized to 256² with anti-aliasing, 1.4 mm) is projected by ASTRA in the
 issue's fan geometry (736 bins of 1.2858 mm, source 595 mm, detector 490.6 mm beyond the centre,
 views over the full turn) as line integrals, written as sino.npy + GEOM.json, and each method
 reconstructs it with the CLI as a user would (the score prior on its 128² grid with --resample).
@@ -19,22 +19,23 @@ import time
 from pathlib import Path
 
 import numpy as np
-import tifffile
 import torch
 
 from provenance import header
 
-REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real" / "aapm_ldct_L506_000.tif"
 SIZE, SPACING, MU_WATER = 256, 1.4, 0.0192
 FAN = {"detector_count": 736, "detector_spacing_mm": 1.2858, "source_origin_mm": 595.0, "origin_detector_mm": 490.6}
 
 
 def real_slice() -> np.ndarray:
-    """The AAPM slice in model units at 256² (HU per its README: (v + 1) / 2 * 4000 - 1024)."""
-    from recon.resample import resize
+    """The AAPM slice (:func:`recon.data.figures.real_ct_slice`, approximate HU) in model units at 256²,
+    CT numbers below -1024 HU read as air as the readers do."""
+    from recon.data.figures import REAL_CT, real_ct_slice
 
-    hu = np.maximum((tifffile.imread(REAL).astype(np.float64) + 1) / 2 * 4000 - 1024, -1024)
-    return resize(torch.from_numpy((hu + 1000) / 4000)[None, None].float(), SIZE)[0, 0].numpy()
+    hu = real_ct_slice(size=SIZE)
+    if hu is None:
+        raise SystemExit(f"{REAL_CT}: the real slice is missing (set RECON_REAL_CT)")
+    return ((np.maximum(hu, -1024) + 1000) / 4000).astype(np.float32)
 
 
 def write_case(folder: Path, model: np.ndarray, views: int) -> tuple[Path, Path]:

@@ -1,6 +1,8 @@
 """The middle of a run: each slice batch's problem, reconstructed by the score prior or a baseline."""
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import torch
 
 from recon.tasks import Task
@@ -8,22 +10,22 @@ from recon.tasks.base import Scan
 
 
 def reconstruct_batches(task: Task, settings, prior, options, scan: Scan, size: int, starts: list[int],
-                        device: torch.device, progress: bool) -> dict:
-    """Reconstruct the batches of ``scan``'s slices beginning at ``starts`` on a ``size`` grid.
+                        device: torch.device, progress: bool) -> Iterator[dict]:
+    """Reconstruct the batches of ``scan``'s slices beginning at ``starts`` on a ``size`` grid, one at a time.
 
     Args:
         settings: the run's :class:`recon.pipeline.RunSettings` (method, samples, batch size, seed).
         prior, options: the score prior and its resolved sampler options (None for a classical method).
-    Returns:
-        {"batches": [per batch: start, output, baseline, std, keep, has_reference (CPU tensors),
-         residual and baseline_residual (B,) (relative data residuals ||A x - y|| / ||y||)],
-         "nfe": network evaluations per slice and sample, "params": the sampler's parameters}.
+    Yields:
+        per batch, as it is done: {"start", "output", "baseline", "std", "keep" (CPU tensors on the ``size``
+        grid), "has_reference" (the problem was simulated from the input), "residual" and
+        "baseline_residual" (B,) (relative data residuals ||A x - y|| / ||y||), "nfe" (network evaluations
+        per slice and sample), "params" (the sampler's parameters)}.
     """
     from tqdm import tqdm
 
     from recon.methods import BASELINES
 
-    batches, nfe, params = [], 0, {}
     n_slices = sum(min(settings.batch_size, scan.n_slices - start) for start in starts)
     slices = tqdm(total=n_slices, desc="slices", unit="slice", dynamic_ncols=True,
                   disable=not progress or len(starts) < 2)  # a volume of several batches: progress over slices
@@ -31,7 +33,7 @@ def reconstruct_batches(task: Task, settings, prior, options, scan: Scan, size: 
         stop = min(start + settings.batch_size, scan.n_slices)
         problem = scan.problem(start, stop, size, settings.seed + start, device)
         baseline = BASELINES[task.baseline](problem.measurement, problem.y)
-        std = None
+        std, nfe, params = None, 0, {}
         if prior is None:
             output = BASELINES[settings.method](problem.measurement, problem.y)
         else:
@@ -40,16 +42,14 @@ def reconstruct_batches(task: Task, settings, prior, options, scan: Scan, size: 
             result = reconstruct(prior, problem.measurement, problem.y, options, n_samples=settings.samples,
                                  seed=settings.seed + start, progress=progress)
             output, std, nfe, params = result.mean, result.std, result.nfe, result.params
-        batches.append({"start": start, "output": problem.finished(output).cpu(),
-                        "baseline": problem.finished(baseline).cpu(),
-                        "std": None if std is None else std.cpu(),
-                        "keep": None if problem.keep is None else problem.keep.cpu(),
-                        "has_reference": problem.reference is not None,
-                        "residual": relative_residual(problem, output).cpu(),
-                        "baseline_residual": relative_residual(problem, baseline).cpu()})
+        yield {"start": start, "output": problem.finished(output).cpu(),
+               "baseline": problem.finished(baseline).cpu(),
+               "std": None if std is None else std.cpu(),
+               "keep": None if problem.keep is None else problem.keep.cpu(),
+               "has_reference": problem.reference is not None, "residual": relative_residual(problem, output).cpu(),
+               "baseline_residual": relative_residual(problem, baseline).cpu(), "nfe": nfe, "params": params}
         slices.update(stop - start)
     slices.close()
-    return {"batches": batches, "nfe": nfe, "params": params}
 
 
 def relative_residual(problem, images: torch.Tensor) -> torch.Tensor:

@@ -21,6 +21,7 @@ import torch
 
 from recon.errors import InputError
 from recon.metrics import psnr, ssim
+from recon.resample import resize
 from recon.tasks import Problem, Task
 
 
@@ -39,12 +40,18 @@ class Method:
 
     Parse from text with :meth:`parse`: ``"fista-tv"``, ``"score"`` (the
     default sampler at its default steps), ``"score:pc:2000"`` (pc at about
-    2000 NFE), ``"score:dds:50"``.
+    2000 NFE), ``"score:dds:50"``. ``params`` are keyword arguments of a
+    classical baseline (e.g. ``(("lam", 3e-5),)``, a tuned weight). ``grid``
+    reconstructs on a grid x grid copy of the slices (resized, the measurement
+    simulated there) and scores the result resized back to the slices' side,
+    as ``recon ct --resample`` does; None (or the slices' side): their own grid.
     """
 
     name: str
     sampler: str | None = None
     nfe: int | None = None
+    params: tuple[tuple[str, float], ...] = ()
+    grid: int | None = None
 
     @staticmethod
     def parse(text: str) -> "Method":
@@ -85,7 +92,7 @@ class Method:
         if options is None:
             from recon.methods import BASELINES
 
-            return problem.finished(BASELINES[self.name](problem.measurement, problem.y)), 0
+            return problem.finished(BASELINES[self.name](problem.measurement, problem.y, **dict(self.params))), 0
         from recon.samplers import reconstruct
 
         result = reconstruct(prior, problem.measurement, problem.y, options, seed=seed, progress=False)
@@ -104,12 +111,14 @@ def load_split(path: Path | str, split: str, n: int) -> torch.Tensor:
 
 
 def evaluate(images: torch.Tensor, tasks: list[Task], methods: list[Method], prior=None, batch: int = 8,
-             seed: int = 0, device: torch.device | str = "cpu", progress: bool = True) -> list[dict]:
+             seed: int = 0, device: torch.device | str = "cpu", progress: bool = True,
+             outputs: dict | None = None) -> list[dict]:
     """Every method on every task over ``images`` (n, 1, N, N); one row per (task, method).
 
     Rows: task, setting, label, method, psnr / ssim (lists, one value per
     slice), seconds (wall time per slice), nfe (per slice; 0 for classical
-    methods). Score methods need ``prior``.
+    methods). Score methods need ``prior``. ``outputs``, when given, gets the
+    reconstructions (n, 1, N, N) on the CPU under (task label, method name).
     """
     from tqdm import tqdm
 
@@ -118,18 +127,41 @@ def evaluate(images: torch.Tensor, tasks: list[Task], methods: list[Method], pri
     rows = []
     jobs = [(t, m) for t in tasks for m in methods]
     for task, method in tqdm(jobs, desc="bench", unit="run", disable=not progress, dynamic_ncols=True):
-        scores, seconds, nfe = {"psnr": [], "ssim": []}, 0.0, 0
+        scores, seconds, nfe, results = {"psnr": [], "ssim": []}, 0.0, 0, []
         options = method.options(prior, task)
         for start in range(0, images.shape[0], batch):
-            problem = task.problem(images[start:start + batch].to(device), seed + start)
+            x = images[start:start + batch].to(device)
+            problem = task.problem(x, seed + start)
+            solved = problem if method.grid in (None, x.shape[-1]) else task.problem(resize(x, method.grid),
+                                                                                     seed + start)
             began = time.perf_counter()
-            out, nfe = method.run(problem, prior, options, seed + start)
+            out, nfe = method.run(solved, prior, options, seed + start)
+            out, keep = _back_on_grid_of(problem, solved, out)
             seconds += time.perf_counter() - began
-            scores["psnr"] += list(np.atleast_1d(psnr(out, problem.reference, mask=problem.keep)))
-            scores["ssim"] += list(np.atleast_1d(ssim(out, problem.reference, mask=problem.keep)))
+            scores["psnr"] += list(np.atleast_1d(psnr(out, problem.reference, mask=keep)))
+            scores["ssim"] += list(np.atleast_1d(ssim(out, problem.reference, mask=keep)))
+            if outputs is not None:
+                results.append(out.cpu())
+        if outputs is not None:
+            outputs[(task.label, method.name)] = torch.cat(results)
         rows.append({"task": task.name, "setting": task.setting, "label": task.label,
                      "method": method.name, **scores, "seconds": seconds / images.shape[0], "nfe": nfe})
     return rows
+
+
+def _back_on_grid_of(problem: Problem, solved: Problem, out: torch.Tensor
+                     ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``out`` (B, 1, n, n), the reconstruction of ``solved``, on the grid of ``problem`` (resized back when
+    ``solved`` is a resized copy of it), and the pixels to score: ``problem``'s, less those near the pixels
+    ``solved`` leaves out (as :meth:`recon.outputs.RunWriter.add` does)."""
+    if solved is problem:
+        return out, problem.keep
+    side = problem.reference.shape[-1]
+    keep = problem.keep
+    if solved.keep is not None:
+        near = resize(solved.keep.float(), side) > 0.999
+        keep = near if keep is None else keep & near
+    return resize(out, side), keep
 
 
 TARGET_PSNR_DB, TARGET_SSIM = 0.3, 0.005

@@ -167,9 +167,9 @@ def _open_output(settings: RunSettings, volume, shard):
 def _reconstruct(task: Task, source: Path, settings: RunSettings, data: tuple, model: tuple, device: torch.device,
                  shard, folder) -> dict | None:
     """Reconstruct ``data`` = (scan, reconstruction size) with ``model`` = (prior, options) and write the
-    outputs into ``folder``; returns the report (None on ranks other than 0)."""
+    outputs into ``folder`` batch by batch; returns the report (None on ranks other than 0)."""
     from recon.batches import reconstruct_batches
-    from recon.outputs import RunResult, write_outputs
+    from recon.outputs import RunWriter
 
     scan, size = data
     prior, options = model
@@ -178,21 +178,24 @@ def _reconstruct(task: Task, source: Path, settings: RunSettings, data: tuple, m
     if shard is not None:
         starts = starts[shard.rank::shard.world_size]
     show_progress = not settings.quiet and (shard is None or shard.is_main)
-    local = reconstruct_batches(task, settings, prior, options, scan, size, starts, device, show_progress)
-    parts = _gather(local, shard)
-    if parts is None:
-        return None  # not rank 0: rank 0 writes everything
-    result = RunResult.gather(parts, time.perf_counter() - started, size, scan.side)
-    reference = scan.reference if result.has_reference else None
-    return write_outputs(task, source, settings, scan, prior, result, reference, device, shard, folder)
+    batches = reconstruct_batches(task, settings, prior, options, scan, size, starts, device, show_progress)
+    if shard is not None:  # every process's batches, gathered on rank 0
+        batches = _gather(list(batches), shard)
+        if batches is None:
+            return None  # not rank 0: rank 0 writes everything
+    method = settings.method if prior is None else f"score-{options.name}"
+    with RunWriter(task, source, settings, scan, prior, method, size, folder) as writer:
+        for batch in batches:
+            writer.add(batch)
+        return writer.finish(time.perf_counter() - started, device, shard)
 
 
-def _gather(local: dict, shard) -> list[dict] | None:
-    """Every process's results on rank 0 (None on the other ranks); the identity without torchrun."""
-    if shard is None:
-        return [local]
+def _gather(local: list[dict], shard) -> list[dict] | None:
+    """Every process's batches on rank 0, in slice order (None on the other ranks)."""
     import torch.distributed as dist
 
     parts = [None] * shard.world_size if shard.is_main else None
     dist.gather_object(local, parts, dst=0)
-    return parts
+    if parts is None:
+        return None
+    return sorted((batch for part in parts for batch in part), key=lambda batch: batch["start"])

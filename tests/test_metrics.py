@@ -1,4 +1,6 @@
 """PSNR / SSIM conventions: clipping, data range, batching, masks, fastMRI variant."""
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 import torch
@@ -102,20 +104,22 @@ def test_bad_inputs_raise():
         psnr(np.zeros((4, 4)), np.zeros((4, 4)), mask=np.zeros((4, 4), dtype=bool))
 
 
-def test_a_runs_metrics_scored_in_chunks_equal_the_whole_volumes(monkeypatch):
-    from types import SimpleNamespace
-
+def test_a_runs_metrics_scored_batch_by_batch_equal_the_whole_volumes():
+    """Scores kept per batch (first slice, values), in any order, come out per slice in slice order."""
     import recon.outputs
 
     generator = torch.Generator().manual_seed(0)
     reference = torch.rand(11, 1, 16, 16, generator=generator)
-    result = SimpleNamespace(output=reference + 0.05 * torch.randn(11, 1, 16, 16, generator=generator),
-                             baseline=reference.flip(-1), keep=None)
-    monkeypatch.setattr(recon.outputs, "METRICS_CHUNK", 4)  # 11 slices: chunks of 4, 4 and 3
-    scores = recon.outputs._metrics(result, reference, SimpleNamespace(baseline="fbp", modality="ct"))
-    assert np.allclose(scores["per_slice"]["method"]["psnr"], psnr(result.output, reference))
-    assert np.allclose(scores["per_slice"]["fbp"]["ssim"], ssim(result.baseline, reference))
-    assert len(scores["per_slice"]["method"]["ssim"]) == 11
-    mri = recon.outputs._metrics(result, reference, SimpleNamespace(baseline="zero-filled", modality="mri"))
-    assert np.allclose(mri["per_slice"]["method"]["fastmri_psnr"], fastmri_psnr(result.output, reference))
-    assert mri["mean"]["zero-filled_fastmri_ssim"] == pytest.approx(np.mean(fastmri_ssim(result.baseline, reference)))
+    output = reference + 0.05 * torch.randn(11, 1, 16, 16, generator=generator)
+    starts = [8, 0, 4]  # batches of 4, 4 and 3, added out of order
+    parts = {"method": {"psnr": [], "ssim": []}, "fbp": {"psnr": [], "ssim": []}}
+    for start in starts:
+        part = slice(start, start + 4)
+        for name, images in (("method", output), ("fbp", reference.flip(-1))):
+            parts[name]["psnr"].append((start, list(np.atleast_1d(psnr(images[part], reference[part])))))
+            parts[name]["ssim"].append((start, list(np.atleast_1d(ssim(images[part], reference[part])))))
+    scores = recon.outputs._metrics(parts, SimpleNamespace(baseline="fbp"))
+    assert np.allclose(scores["per_slice"]["method"]["psnr"], psnr(output, reference))
+    assert np.allclose(scores["per_slice"]["fbp"]["ssim"], ssim(reference.flip(-1), reference))
+    assert scores["mean"]["fbp_psnr"] == pytest.approx(np.mean(psnr(reference.flip(-1), reference)))
+

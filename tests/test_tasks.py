@@ -99,7 +99,7 @@ def test_measured_metal_has_no_reference_and_reinserts_the_metal():
     assert not bool(problem.measurement.mask(torch.empty(1)).all())
     assert torch.equal(problem.finished(torch.zeros_like(x))[..., 14:16, 14:16], x[..., 14:16, 14:16])
     with pytest.raises(InputError, match="no pixel above 3000 HU"):
-        MetalArtifacts().check(discs(), "scan.dcm")
+        MetalArtifacts().check([discs()], "scan.dcm")
 
 
 def test_the_radon_transform_is_built_once_per_geometry():

@@ -22,17 +22,19 @@ from pathlib import Path
 import numpy as np
 
 from recon.errors import InputError
-from recon.io.arrays import TIFF_SUFFIXES, read_npy, read_npz, read_png, read_tiff, write_npy, write_tiff
+from recon.io.arrays import TIFF_SUFFIXES, read_npy, read_npz, read_png, read_tiff
 from recon.io.atomic import atomic_outputs, atomic_path
-from recon.io.dicom import dicom_names, is_dicom_file, read_dicom, write_dicom
-from recon.io.fastmri import is_hdf5_name, read_fastmri, write_fastmri
-from recon.io.nifti import is_nifti_name, read_nifti, write_nifti
+from recon.io.dicom import is_dicom_file, read_dicom
+from recon.io.fastmri import is_hdf5_name, read_fastmri
+from recon.io.nifti import is_nifti_name, read_nifti
 from recon.io.preview import CT_WINDOWS, to_display, to_uint8, write_png
-from recon.io.shape import check_values, make_square, restore_grid
+from recon.io.lazy_stack import LazyStack
+from recon.io.shape import check_shape, check_values, make_square
 from recon.io.volume import Volume
+from recon.io.writer import VolumeWriter, write_volume
 from recon.units import hu_to_model, model_to_hu, robust_scale
 
-__all__ = ["Volume", "read_volume", "model_units", "write_volume", "write_png", "to_display", "to_uint8", "CT_WINDOWS",
+__all__ = ["Volume", "read_volume", "model_units", "write_volume", "VolumeWriter", "write_png", "to_display", "to_uint8", "CT_WINDOWS",
            "detect_format", "atomic_path", "atomic_outputs"]
 
 MODALITIES = ("ct", "mri")
@@ -60,10 +62,10 @@ def detect_format(path: Path) -> str:
                      f".npy, .npz, .png or .tif")
 
 
-def _read_real(path: Path, fmt: str, modality: str | None, force: bool) -> tuple[np.ndarray, str, dict]:
+def _read_real(path: Path, fmt: str, modality: str | None, force: bool, lazy: bool) -> tuple[np.ndarray, str, dict]:
     """Dispatch to the format reader; returns (real-unit stack, modality, meta)."""
     if fmt == "dicom":
-        stack, meta, modality = read_dicom(path, modality, force)
+        stack, meta, modality = read_dicom(path, modality, force, lazy)
         return stack, modality, meta
     if fmt == "nifti":
         stack, meta = read_nifti(path)
@@ -77,7 +79,8 @@ def _read_real(path: Path, fmt: str, modality: str | None, force: bool) -> tuple
     return ARRAY_READERS[fmt](path, modality), modality, {}
 
 
-def read_volume(path: Path | str, modality: str | None = None, square: str = "refuse", force: bool = False) -> Volume:
+def read_volume(path: Path | str, modality: str | None = None, square: str = "refuse", force: bool = False,
+                lazy: bool = False) -> Volume:
     """Read an image file or DICOM series folder into model units.
 
     ``modality`` (``ct`` or ``mri``) is inferred when None: from the DICOM
@@ -87,7 +90,10 @@ def read_volume(path: Path | str, modality: str | None = None, square: str = "re
     (InputError), ``pad`` (zeros around) or ``crop`` (centred); the writers
     undo it. A DICOM input whose Modality tag is not ``modality`` is refused
     unless ``force`` (a series mixing modalities always). Returns a
-    :class:`Volume` with (S, H, W) float32 ``data``.
+    :class:`Volume` with (S, H, W) float32 ``data``; with ``lazy``, a CT
+    DICOM series gets a :class:`recon.io.lazy_stack.LazyStack` instead, which
+    decodes (and checks) its slices when they are indexed, so that a long
+    series is never held whole.
     """
     path = Path(path)
     if modality is not None and modality not in MODALITIES:
@@ -95,9 +101,13 @@ def read_volume(path: Path | str, modality: str | None = None, square: str = "re
     if not path.exists():
         raise InputError(f"{path}: no such file or folder")
     fmt = detect_format(path)
-    real, modality, meta = _read_real(path, fmt, modality, force)
-    check_values(real, path)
-    model, scale = model_units(real, modality)
+    real, modality, meta = _read_real(path, fmt, modality, force, lazy)
+    if isinstance(real, LazyStack):
+        check_shape(real.shape, path)
+        model, scale = real.mapped(lambda image: _model_slice(image, path), real.shape[1:]), 1.0
+    else:
+        check_values(real, path)
+        model, scale = model_units(real, modality)
     model, meta["square"] = make_square(model, path, square)
     meta.setdefault("files", [path])
     return Volume(data=model, modality=modality, source=path, format=fmt, scale=float(scale), meta=meta)
@@ -112,59 +122,7 @@ def model_units(real: np.ndarray, modality: str) -> tuple[np.ndarray, float]:
     return model.astype(np.float32), float(scale)
 
 
-def _stack_of(data, like: Volume) -> np.ndarray:
-    """Accept (H, W), (S, H, W) or (S, 1, H, W), numpy or torch; check it matches ``like``."""
-    if hasattr(data, "detach"):
-        data = data.detach().cpu().numpy()
-    data = np.asarray(data, dtype=np.float64)
-    if data.ndim == 4 and data.shape[1] == 1:
-        data = data[:, 0]
-    if data.ndim == 2:
-        data = data[None]
-    if data.shape != like.data.shape:
-        raise ValueError(f"result shape {data.shape} does not match the input volume {like.data.shape}")
-    if not np.isfinite(data).all():
-        raise ValueError("result contains NaN or Inf values; nothing written")
-    return data
-
-
-def _output_names(like: Volume, stem: str) -> list[str]:
-    if like.format == "dicom":
-        return dicom_names(like.meta, stem)
-    if like.format == "nifti":
-        return [stem + (".nii.gz" if like.source.name.lower().endswith(".gz") else ".nii")]
-    if like.format == "fastmri":
-        return [f"{stem}.h5"]
-    if like.format in ("npy", "npz"):
-        return [f"{stem}.npy"]
-    if like.format == "sinogram":
-        return [f"{stem}.npy", f"{stem}.nii.gz"]
-    return [f"{stem}.tiff", f"{stem}.png"]
-
-
-def write_volume(like: Volume, data, out_dir: Path | str, stem: str, description: str,
-                 kind: str = "image") -> list[Path]:
-    """Write ``data`` (S, H, W) in model units next to nothing else: into ``out_dir``,
-    in ``like``'s family of formats and real units, atomically (all files or
-    none). ``kind`` is ``image`` (a reconstruction) or ``std`` (a posterior
-    std map: in DICOM, a derived series of its own). Refuses to replace any
-    input file. Returns the written paths."""
-    model = restore_grid(_stack_of(data, like), like.meta.get("square"))
-    real = model_to_hu(model) if like.modality == "ct" else model * like.scale
-    paths = [Path(out_dir) / name for name in _output_names(like, stem)]
-    with atomic_outputs(paths, inputs=like.meta.get("files", [like.source])) as temps:
-        if like.format == "dicom":
-            write_dicom(like.meta, real, temps, description, kind)
-        elif like.format == "nifti":
-            write_nifti(like.meta, real, temps[0], description)
-        elif like.format == "fastmri":
-            write_fastmri(like.meta, real, temps[0], description)
-        elif like.format in ("npy", "npz"):
-            write_npy(real, temps[0])
-        elif like.format == "sinogram":  # a measured scan: HU as .npy and as NIfTI with its pixel spacing
-            write_npy(real, temps[0])
-            write_nifti(like.meta["nifti"], real, temps[1], description)
-        else:
-            write_tiff(real, temps[0], description)
-            write_png(temps[1], model[model.shape[0] // 2], like.modality)
-    return paths
+def _model_slice(image: np.ndarray, source: Path) -> np.ndarray:
+    """One CT slice (H, W) in HU, checked, in model units (as :func:`model_units`)."""
+    check_values(image[None], source)
+    return model_units(image, "ct")[0]

@@ -33,6 +33,7 @@ from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from recon.errors import InputError
 from recon.io.dicom_tags import PIXEL_KEYWORDS, check_header, check_modality, rescale_of
+from recon.io.lazy_stack import LazyStack
 
 # Tags whose value no longer describes the rewritten pixels (the input's own derivation included).
 STALE_KEYWORDS = ("SmallestImagePixelValue", "LargestImagePixelValue", "SmallestPixelValueInSeries",
@@ -118,13 +119,16 @@ def _series_files(folder: Path) -> list[tuple[Path, pydicom.Dataset]]:
 
 
 def _checked_series(files: list[Path], folder: Path) -> list[tuple[Path, pydicom.Dataset]]:
-    """Those of ``files`` with pixel data, headers checked, sorted; one series only (messages name ``folder``)."""
+    """Those of ``files`` with pixel data, headers checked, sorted; one series only (messages name ``folder``).
+
+    The datasets returned hold no pixel data (see :func:`_without_pixels`): the pixels are decoded from
+    the files when needed, so a long series is not held twice."""
     found = []
     for path in files:
         ds = _read_dataset(path)
         if any(k in ds for k in PIXEL_KEYWORDS):
             check_header(ds, path)
-            found.append((path, ds))
+            found.append((path, _without_pixels(ds)))
     if not found:
         raise InputError(f"{folder}: folder holds no DICOM images")
     series = sorted({str(ds.get("SeriesInstanceUID", "")) for _, ds in found})
@@ -136,38 +140,60 @@ def _checked_series(files: list[Path], folder: Path) -> list[tuple[Path, pydicom
     return sorted(found, key=lambda item: _slice_key(item[1]))
 
 
-def read_dicom(path: Path, modality: str | None = None, force: bool = False) -> tuple[np.ndarray, dict, str]:
+def _without_pixels(ds: pydicom.Dataset) -> pydicom.Dataset:
+    """``ds`` with its pixel data removed (what the writers keep as the template of a derived file)."""
+    for keyword in PIXEL_KEYWORDS:
+        if keyword in ds:
+            delattr(ds, keyword)
+    return ds
+
+
+def _decoded(path: Path) -> np.ndarray:
+    """Real-unit pixels (frames, H, W) float64 of the DICOM file ``path`` (its header already checked)."""
+    return _pixels(_read_dataset(path), path)
+
+
+def read_dicom(path: Path, modality: str | None = None, force: bool = False,
+               lazy: bool = False) -> tuple[np.ndarray | LazyStack, dict, str]:
     """Read a DICOM file or series folder as ``modality`` (``ct``, ``mri``; None: the Modality tag's).
 
     Every header is checked (:mod:`recon.io.dicom_tags`) and the Modality tag
     compared with ``modality`` (another one refused unless ``force``) before
     any pixel is decoded. Returns ``(stack, meta, modality)``: the (S, H, W)
-    float64 stack in real units (HU for CT), ``meta = {"datasets": [...],
-    "files": [...]}`` and the modality to read it as.
+    stack in real units (HU for CT), ``meta = {"datasets": [...] (headers
+    without pixel data), "files": [...]}`` and the modality to read it as.
+    The stack is float64, or with ``lazy`` a CT series of single-frame files
+    as a float32 :class:`LazyStack` that decodes its files when indexed (CT
+    numbers need no volume-wide scale; MR magnitudes do, so MR is read whole).
     """
     if path.is_dir():
         items = _series_files(path)
     else:
         items = [(path, _read_dataset(path))]
         check_header(items[0][1], path)
-    return _read_items(items, path, modality, force)
+        _without_pixels(items[0][1])
+    return _read_items(items, path, modality, force, lazy)
 
 
 def read_dicom_files(files: list[Path], folder: Path, modality: str | None = None,
                      force: bool = False) -> tuple[np.ndarray, dict, str]:
     """Read ``files`` (one series, in any order) as :func:`read_dicom` reads a series folder;
     for a folder holding several series. Messages name ``folder``; returns ``(stack, meta, modality)``."""
-    return _read_items(_checked_series(list(files), folder), folder, modality, force)
+    return _read_items(_checked_series(list(files), folder), folder, modality, force, lazy=False)
 
 
 def _read_items(items: list[tuple[Path, pydicom.Dataset]], path: Path, modality: str | None,
-                force: bool) -> tuple[np.ndarray, dict, str]:
-    """Check the modality of sorted, header-checked (file, dataset) pairs, then decode them."""
+                force: bool, lazy: bool) -> tuple[np.ndarray | LazyStack, dict, str]:
+    """Check the modality of sorted, header-checked (file, dataset) pairs, then decode them (or, ``lazy``,
+    a stack that decodes them when indexed)."""
     datasets = [ds for _, ds in items]
+    files = [file for file, _ in items]
     modality = check_modality(path, datasets, modality, force)
-    stacks = [_pixels(ds, file) for file, ds in items]
-    meta = {"datasets": datasets, "files": [file for file, _ in items]}
-    return np.concatenate(stacks, axis=0), meta, modality
+    meta = {"datasets": datasets, "files": files}
+    if lazy and modality == "ct" and len(files) > 1 and all(frames_of(ds) == 1 for ds in datasets):
+        shape = (int(datasets[0].Rows), int(datasets[0].Columns))
+        return LazyStack(lambda i: _decoded(files[i])[0].astype(np.float32), len(files), shape), meta, modality
+    return np.concatenate([_decoded(file) for file in files], axis=0), meta, modality
 
 
 def _round_up(value: float) -> float:
@@ -282,14 +308,25 @@ def dicom_names(meta: dict, stem: str) -> list[str]:
 def write_dicom(meta: dict, real: np.ndarray, paths: list[Path], description: str, kind: str = "image") -> None:
     """Write the (S, H, W) real-unit stack as one file per input dataset at ``paths``;
     ``kind`` is ``image`` (a reconstruction) or ``std`` (its posterior std map)."""
-    if kind not in SERIES_OFFSETS:
-        raise ValueError(f"unknown kind {kind!r}; expected one of {', '.join(SERIES_OFFSETS)}")
     series_uid = generate_uid()
     start = 0
     for template, file, path in zip(meta["datasets"], meta["files"], paths):
-        n_frames = int(template.get("NumberOfFrames", 1) or 1)
-        ds = _derived(template, file, real[start:start + n_frames], series_uid, description, kind)
+        n_frames = frames_of(template)
+        write_dicom_file(template, file, real[start:start + n_frames], path, series_uid, description, kind)
         start += n_frames
-        pydicom.dcmwrite(path, ds, enforce_file_format=True)
     if start != real.shape[0]:
         raise ValueError(f"internal error: wrote {start} of {real.shape[0]} slices")
+
+
+def frames_of(ds: pydicom.Dataset) -> int:
+    """The number of frames (slices) a DICOM dataset holds."""
+    return int(ds.get("NumberOfFrames", 1) or 1)
+
+
+def write_dicom_file(template: pydicom.Dataset, file: Path, frames: np.ndarray, path: Path, series_uid: str,
+                     description: str, kind: str = "image") -> None:
+    """Write ``frames`` (F, H, W) in real units at ``path`` as the derived copy of ``template`` (read from the
+    input ``file``), one file of the derived series ``series_uid``; ``kind`` as in :func:`write_dicom`."""
+    if kind not in SERIES_OFFSETS:
+        raise ValueError(f"unknown kind {kind!r}; expected one of {', '.join(SERIES_OFFSETS)}")
+    pydicom.dcmwrite(path, _derived(template, file, frames, series_uid, description, kind), enforce_file_format=True)

@@ -16,8 +16,9 @@ import dataclasses
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable, ClassVar
+from typing import Any, Callable, ClassVar, Iterable
 
+import numpy as np
 import torch
 
 from operators import Measurement, Radon
@@ -93,21 +94,25 @@ class Task:
         """The number a benchmark sweeps (views, acceleration, arc; 0 when there is none)."""
         raise NotImplementedError
 
-    def check(self, images: torch.Tensor, source: str) -> None:
-        """Validate a whole input (S, 1, H, W) in model units before any work; raise InputError."""
+    def check(self, chunks: Iterable[torch.Tensor], source: str) -> None:
+        """Validate a whole input, given in order as chunks (B, 1, H, W) in model units, before any work;
+        raise InputError. Reading the chunks decodes and checks every slice, so it consumes them all."""
+        for _ in chunks:
+            pass
 
     def read(self, source: Path, square: str = "refuse", force: bool = False) -> "Scan":
         """The run's input as a :class:`Scan`, checked before any work (InputError names the problem).
 
-        Image tasks read an image volume (``square``, ``force``: see :func:`recon.io.read_volume`) and
-        simulate their measurement from it; measured-data tasks override this.
+        Image tasks read an image volume (``square``, ``force``: see :func:`recon.io.read_volume`; a CT
+        DICOM series lazily, so that only the slices being reconstructed are held) and simulate their
+        measurement from it; measured-data tasks override this.
         """
         from recon import io
+        from recon.io.lazy_stack import chunks_of
 
-        volume = io.read_volume(source, modality=self.modality, square=square, force=force)
-        images = torch.from_numpy(volume.data).float().unsqueeze(1)  # (S, 1, H, W) model units
-        self.check(images, str(source))
-        return SimulatedScan(self, volume, images)
+        volume = io.read_volume(source, modality=self.modality, square=square, force=force, lazy=True)
+        self.check((torch.from_numpy(chunk).unsqueeze(1) for chunk in chunks_of(volume.data)), str(source))
+        return SimulatedScan(self, volume)
 
     def problem(self, x: torch.Tensor, seed: int) -> Problem:
         """The problem of images x (B, 1, N, N): y = A x, plus noise for slice i drawn with ``seed + i`` when
@@ -132,12 +137,10 @@ class Scan:
         volume: a :class:`recon.io.Volume` saying how results are written (format, real units, grid);
             its ``data`` (S, side, side) is the input image in model units (zeros for measured data, whose
             ``meta["measured"]`` names what was measured).
-        reference: (S, 1, side, side) ground truth in model units, or None (measured data without one).
     """
 
     task: Task
     volume: Any
-    reference: torch.Tensor | None
 
     def describe(self) -> str:
         """One line describing the measurement, for outputs (the task's; measured data may say more)."""
@@ -145,7 +148,7 @@ class Scan:
 
     @property
     def metrics_note(self) -> str:
-        """How PSNR/SSIM against ``reference`` are computed, for ``metrics.json``."""
+        """How PSNR/SSIM against the reference are computed, for ``metrics.json``."""
         return self.task.metrics_note
 
     @property
@@ -157,6 +160,11 @@ class Scan:
         """The side of the native reconstruction grid (what is written)."""
         return int(self.volume.data.shape[-1])
 
+    def reference_slices(self, start: int, stop: int) -> torch.Tensor | None:
+        """Slices ``start:stop`` (B, 1, side, side) of the ground truth in model units, or None (measured
+        data without one)."""
+        return None
+
     def problem(self, start: int, stop: int, size: int, seed: int, device: torch.device) -> Problem:
         """The problem of slices ``start:stop`` reconstructed on a ``size`` grid (the native ``side`` or the
         prior's), on ``device``; simulated noise seeded by ``seed`` (see :meth:`Task.problem`)."""
@@ -164,15 +172,19 @@ class Scan:
 
 
 class SimulatedScan(Scan):
-    """Image slices whose measurement ``task`` simulates (the images are the reference)."""
+    """Image slices whose measurement ``task`` simulates (the images are the reference), read from the
+    volume as each batch needs them."""
 
-    def __init__(self, task: Task, volume, images: torch.Tensor):
-        self.task, self.volume, self.reference = task, volume, images
+    def __init__(self, task: Task, volume):
+        self.task, self.volume = task, volume
+
+    def reference_slices(self, start: int, stop: int) -> torch.Tensor:
+        return torch.from_numpy(np.asarray(self.volume.data[start:stop], dtype=np.float32)).unsqueeze(1)
 
     def problem(self, start: int, stop: int, size: int, seed: int, device: torch.device) -> Problem:
         from recon.resample import resize
 
-        x = self.reference[start:stop]
+        x = self.reference_slices(start, stop)
         return self.task.problem((x if size == self.side else resize(x, size)).to(device), seed)
 
 

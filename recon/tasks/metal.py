@@ -11,7 +11,7 @@ PSNR/SSIM against the clean input leave out the metal pixels (inserted and reins
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, ClassVar
+from typing import Callable, ClassVar, Iterable
 
 import torch
 
@@ -52,8 +52,11 @@ class MetalArtifacts(Task):
         transform = radon(images.shape[-1])
         return Measurement(transform, BooleanMask(~metal_trace(self.metal(images).cpu(), transform)))
 
-    def check(self, images: torch.Tensor, source: str) -> None:
-        if not self.simulate and not bool((images > hu_to_model(self.threshold)).any()):
+    def check(self, chunks: Iterable[torch.Tensor], source: str) -> None:
+        found = False
+        for images in chunks:  # every chunk read: each slice is checked as it is decoded
+            found = found or bool((images > hu_to_model(self.threshold)).any())
+        if not self.simulate and not found:
             raise InputError(f"{source}: no pixel above {self.threshold:g} HU, so no metal to remove; "
                              "lower --metal-threshold, or pass --simulate-metal to insert metal into a clean image")
 

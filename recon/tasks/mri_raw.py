@@ -139,6 +139,9 @@ class RawKspaceScan(Scan):
         self.task, self.volume, self.kspace, self.columns, self.reference = task, volume, kspace, columns, reference
         self.measurement = measurement
 
+    def reference_slices(self, start: int, stop: int) -> torch.Tensor | None:
+        return None if self.reference is None else self.reference[start:stop]
+
     def describe(self) -> str:
         return self.measurement
 

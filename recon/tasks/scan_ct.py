@@ -127,7 +127,7 @@ class MeasuredSinogram(Scan):
     """A measured sinogram (S, 1, M, D) of line integrals in ``task``'s geometry; no reference."""
 
     def __init__(self, task: ScanCT, volume, sinogram: torch.Tensor):
-        self.task, self.volume, self.sinogram, self.reference = task, volume, sinogram, None
+        self.task, self.volume, self.sinogram = task, volume, sinogram
 
     def problem(self, start: int, stop: int, size: int, seed: int, device: torch.device) -> Problem:
         measurement = self.task.measurement(size)

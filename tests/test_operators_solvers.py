@@ -77,9 +77,10 @@ def test_cgls_treats_each_image_on_its_own(problem):
     y = m.A(x)
     together = m.A_dagger(y, iterations=15)
     alone = torch.cat([m.A_dagger(y[i:i + 1], iterations=15) for i in range(3)])
-    # Per-image sums run in float64, so only the operator's float32 round-off (~1e-7 relative,
-    # grown by 15 steps of a system with condition ~1e4) could set a batch apart.
-    assert torch.allclose(together, alone, atol=1e-5 * float(x.abs().max()))
+    # Per-image sums run in float64, so only the operator's float32 round-off could set a batch apart (one
+    # image takes the CPU's matrix-vector kernel, a batch the matrix-matrix one: another summation order):
+    # eps_32 ~ 1.2e-7 relative, grown at most by the condition number ~1e4 of the system, 1.2e-3.
+    assert torch.allclose(together, alone, atol=1.2e-3 * float(x.abs().max()))
 
 
 def test_cgls_with_tol_stops_each_image_on_its_own():

@@ -1,13 +1,15 @@
-"""Seconds per slice and peak memory of every sparse-view CT method at 128², 256² and 512².
+"""Seconds per slice and peak memory of every method at 128², 256² and 512².
 
 Usage: python benchmarks/methods_speed.py [--sizes 128 256 512] [--views 23] [--methods fbp sirt ...]
 
 Each (size, method) runs in its own process, so that its peak resident memory (``ru_maxrss``) is its
-own: one thorax phantom slice (``recon.data.phantom_ct``) at that size, ``--views``
-views simulated from it, the method with its defaults (``score``: the default sampler with the
-bundled CT prior's tuned options, its network evaluated on the full-size slice: timing only), timed after a warm-up call that
-builds the operator (matrix load).
-The table gives the time per slice, the ratio to 128² (the pixel ratio is 16 at 512²) and the peak.
+own: one thorax phantom slice (``recon.data.phantom_ct``) at that size and the method's task simulated
+from it: sparse-view CT with ``--views`` views (fbp, sirt, cgls, fista-tv, score), 8x MRI (zero-filled,
+cs-tv, cs-wavelet, score-mri; the phantom slice as a magnitude image) or metal artifact removal with
+simulated metal (li, nmar, score-mar); the method with its defaults (score: the default sampler with the
+bundled prior's tuned options, its network evaluated on the full-size slice: timing only), timed after
+a warm-up call that builds the operator (matrix load). The table gives the time per slice, the ratio to
+128² (the pixel ratio is 16 at 512²) and the peak.
 """
 from __future__ import annotations
 
@@ -21,7 +23,10 @@ import time
 import torch
 from provenance import header
 
-METHODS = ("fbp", "sirt", "cgls", "fista-tv", "score")
+METHODS = {"fbp": "ct", "sirt": "ct", "cgls": "ct", "fista-tv": "ct", "score": "ct",
+           "zero-filled": "mri", "cs-tv": "mri", "cs-wavelet": "mri", "score-mri": "mri",
+           "li": "mar", "nmar": "mar", "score-mar": "mar"}
+"""Each method and the task it is timed on."""
 
 
 def _slice(size: int) -> torch.Tensor:
@@ -38,14 +43,18 @@ def _one(size: int, views: int, method: str) -> dict:
     from recon.methods import BASELINES
     from recon.tasks import SparseViewCT
 
-    task = SparseViewCT(projections=views)
+    from recon.tasks import MetalArtifacts, UndersampledMRI
+
+    kind = METHODS[method]
+    task = {"ct": SparseViewCT(projections=views), "mri": UndersampledMRI(accel=8),
+            "mar": MetalArtifacts(simulate=True)}[kind]
     x = _slice(size)
     problem = task.problem(x, seed=0)
-    if method == "score":
+    if method.startswith("score"):
         import priors
         from recon.samplers import DEFAULT_SAMPLER, reconstruct, resolve_options
 
-        prior = priors.load("ct-128")
+        prior = priors.load("mri-128" if kind == "mri" else "ct-128")
         # Timing only: the network is fully convolutional, so it is evaluated on the full-size slice
         # (what a prior trained across sizes will cost); what it gives there is not measured here.
         prior.meta = dict(prior.meta, size=size)
@@ -73,9 +82,9 @@ def main() -> None:
     if args.one:
         print(json.dumps(_one(int(args.one[0]), args.views, args.one[1])))
         return
-    print(header(f"Sparse-view CT, {args.views} views, one slice") + "\n")
-    print("| method | size | s / slice | vs 128² | peak MB |")
-    print("|---|---:|---:|---:|---:|")
+    print(header(f"One slice: sparse-view CT at {args.views} views, 8x MRI, MAR with simulated metal") + "\n")
+    print("| task | method | size | s / slice | vs 128² | peak MB |")
+    print("|---|---|---:|---:|---:|---:|")
     for method in args.methods:
         base = None
         for size in args.sizes:
@@ -83,7 +92,7 @@ def main() -> None:
                                  capture_output=True, text=True, check=True).stdout
             result = json.loads(out.strip().splitlines()[-1])
             base = result["seconds"] if size == args.sizes[0] else base
-            print(f"| {method} | {size} | {result['seconds']:.2f} | {result['seconds'] / base:.1f}x | "
+            print(f"| {METHODS[method]} | {method} | {size} | {result['seconds']:.2f} | {result['seconds'] / base:.1f}x | "
                   f"{result['peak_mb']:.0f} |", flush=True)
 
 

@@ -39,7 +39,7 @@ class RunWriter:
         self.stem = source.name.split(".")[0] or "input"
         self.middle = scan.n_slices // 2
         self.panel: dict = {}
-        self.scores: dict[str, dict[str, list[float]]] | None = {}
+        self.scores: dict[str, dict[str, list[tuple[int, list[float]]]]] | None = {}  # None: no reference
         self.residuals: dict[str, list[tuple[int, list[float]]]] = {"method": [], task.baseline: []}
         self.nfe, self.params, self.slices = 0, {}, 0
         self._files = ExitStack()

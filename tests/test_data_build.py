@@ -72,10 +72,10 @@ def test_mri_val_starts_with_the_held_out_slices(tmp_path):
 def test_failed_build_leaves_no_file(tmp_path, monkeypatch):
     real = recon.data.build.make_item
 
-    def failing(modality, size, seed, split, index):
+    def failing(modality, size, seed, split, index, anatomy):
         if split == "val":
             raise RuntimeError("boom")
-        return real(modality, size, seed, split, index)
+        return real(modality, size, seed, split, index, anatomy)
 
     monkeypatch.setattr(recon.data.build, "make_item", failing)
     with pytest.raises(RuntimeError, match="boom"):

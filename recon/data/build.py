@@ -9,8 +9,9 @@ Layout (other code reads exactly this):
   was made), ``intensity``, ``generator`` (name and version) and
   ``created`` (ISO time, UTC).
 
-CT slices are :func:`recon.data.phantom_ct.thorax_phantom` images, each split
-from its own seeds. MR slices come from :mod:`recon.data.mri_slices`: the
+CT slices are :func:`recon.data.phantom_ct.thorax_phantom` images (``anatomy="thorax"``, the default),
+:func:`recon.data.phantom_head.head_phantom` images (``"head"``) or both alternating (``"mixed"``), each
+split from its own seeds. MR slices come from :mod:`recon.data.mri_slices`: the
 training split augmented, val and test first the held-out template slices
 as they are, then augmented copies of them. Item i of a split is
 determined by ``(seed, split, i)`` alone, so builds are reproducible
@@ -32,6 +33,7 @@ from tqdm import tqdm
 from recon.data.mri_slices import (EXCLUDED_FROM_TRAIN, MRI_SLICES_VERSION, TEST_SLICES, VAL_SLICES, augmented_slice,
                                    plain_slice, split_indices)
 from recon.data.phantom_ct import PHANTOM_VERSION, thorax_phantom
+from recon.data.phantom_head import HEAD_PHANTOM_VERSION, head_phantom
 from recon.errors import InputError
 from recon.io.atomic import atomic_path
 from recon.units import hu_to_model
@@ -52,15 +54,28 @@ SOURCE = {
 }
 
 
+CT_PHANTOMS = {"thorax": (thorax_phantom, "recon.data.phantom_ct.thorax_phantom", PHANTOM_VERSION),
+               "head": (head_phantom, "recon.data.phantom_head.head_phantom", HEAD_PHANTOM_VERSION)}
+"""The CT generators by anatomy: (function (size, seed) -> HU, its name, its version)."""
+ANATOMIES = (*CT_PHANTOMS, "mixed")
+"""``anatomy`` of a CT set: one generator, or ``mixed`` (even items thorax, odd items head)."""
+
+
+def ct_anatomy(anatomy: str, index: int) -> str:
+    """The generator of CT item ``index`` in a set of ``anatomy``."""
+    return ("thorax", "head")[index % 2] if anatomy == "mixed" else anatomy
+
+
 def item_seed(seed: int, split: str, index: int) -> int:
     """The seed of item ``index`` of ``split``: a hash of (seed, split, index)."""
     return int(np.random.SeedSequence([seed, SPLIT_CODES[split], index]).generate_state(1)[0])
 
 
-def make_item(modality: str, size: int, seed: int, split: str, index: int) -> np.ndarray:
-    """Item ``index`` of ``split``: a (size, size) float32 slice in model units."""
+def make_item(modality: str, size: int, seed: int, split: str, index: int, anatomy: str = "thorax") -> np.ndarray:
+    """Item ``index`` of ``split``: a (size, size) float32 slice in model units (CT: of ``anatomy``)."""
     if modality == "ct":
-        return hu_to_model(thorax_phantom(size, item_seed(seed, split, index))).astype(np.float32)
+        phantom = CT_PHANTOMS[ct_anatomy(anatomy, index)][0]
+        return hu_to_model(phantom(size, item_seed(seed, split, index))).astype(np.float32)
     if split != "train":
         plain = plain_slice(split, size, index)
         if plain is not None:
@@ -85,10 +100,18 @@ def _counts(n: int | dict) -> dict[str, int]:
     return counts
 
 
-def _manifest(modality: str, size: int, counts: dict, seed: int) -> dict:
-    if modality == "ct":
-        splits = {s: f"thorax_phantom(size, item_seed(seed, '{s}', i))" for s in SPLITS}
-        generator = {"name": "recon.data.phantom_ct.thorax_phantom", "version": PHANTOM_VERSION}
+def _manifest(modality: str, size: int, counts: dict, seed: int, anatomy: str = "thorax") -> dict:
+    source = SOURCE[modality]
+    if modality == "ct" and anatomy == "mixed":
+        splits = {s: f"i even: thorax_phantom, i odd: head_phantom (size, item_seed(seed, '{s}', i))" for s in SPLITS}
+        generator = {"name": "recon.data.build.ct_anatomy (mixed)",
+                     "generators": {a: {"name": name, "version": version} for a, (_, name, version) in CT_PHANTOMS.items()}}
+        source = "procedural thorax and head phantoms, alternating, no patient data"
+    elif modality == "ct":
+        _, name, version = CT_PHANTOMS[anatomy]
+        splits = {s: f"{name.rsplit('.', 1)[1]}(size, item_seed(seed, '{s}', i))" for s in SPLITS}
+        generator = {"name": name, "version": version}
+        source = f"procedural {anatomy} phantom ({name}), no patient data"
     else:
         splits = {
             "train": f"augmented template slices k in {split_indices('train')[0]}..{split_indices('train')[-1]} "
@@ -104,7 +127,7 @@ def _manifest(modality: str, size: int, counts: dict, seed: int) -> dict:
     return {
         "modality": modality, "size": size, "counts": counts,
         "seeds": {"seed": seed, "item": "numpy SeedSequence([seed, split code (train 0, val 1, test 2), index])"},
-        "source": SOURCE[modality], "splits": splits, "intensity": INTENSITY[modality],
+        "source": source, "splits": splits, "intensity": INTENSITY[modality],
         "generator": generator, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
 
@@ -120,24 +143,27 @@ def create_images(handle: h5py.File, split: str, count: int, size: int, growable
 
 
 def build_dataset(modality: str, size: int, n: int | dict, out: Path | str, seed: int = 0,
-                  progress: bool = True, workers: int | None = None) -> Path:
+                  progress: bool = True, workers: int | None = None, anatomy: str = "thorax") -> Path:
     """Write a slice dataset to ``out`` (HDF5) and return its path.
 
     ``n`` is the number of training slices (val and test then get
     ``min(64, n // 10)`` each, at least 1) or a dict of counts per split.
     ``workers`` processes generate slices in parallel (default: the CPU
     count for builds of ``PARALLEL_FROM`` slices or more, else 1).
+    ``anatomy`` picks the CT generator (:data:`ANATOMIES`).
     """
     if modality not in INTENSITY:
         raise InputError(f"unknown modality {modality!r}; choose ct or mri")
     if not MIN_SIZE <= size <= MAX_SIZE:
         raise InputError(f"size {size} is out of range ({MIN_SIZE}..{MAX_SIZE})")
+    if anatomy not in ANATOMIES or (modality != "ct" and anatomy != "thorax"):
+        raise InputError(f"--anatomy {anatomy}: choose one of {', '.join(ANATOMIES)} (CT sets only)")
     counts = _counts(n)
     out = Path(out)
-    jobs = [(modality, size, seed, split, i) for split in SPLITS for i in range(counts[split])]
+    jobs = [(modality, size, seed, split, i, anatomy) for split in SPLITS for i in range(counts[split])]
     if workers is None:
         workers = (os.cpu_count() or 1) if len(jobs) >= PARALLEL_FROM else 1
-    manifest = _manifest(modality, size, counts, seed)
+    manifest = _manifest(modality, size, counts, seed, anatomy)
     with atomic_path(out) as temp, h5py.File(temp, "w") as handle:
         datasets = {split: create_images(handle, split, counts[split], size) for split in SPLITS}
         bar = tqdm(total=len(jobs), desc=f"{modality} {size}px", unit="slice", disable=not progress)

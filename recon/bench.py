@@ -21,7 +21,7 @@ import torch
 
 from recon.errors import InputError
 from recon.metrics import psnr, ssim
-from recon.resample import resize
+from recon.resample import resize, resize_mask
 from recon.tasks import Problem, Task
 
 
@@ -125,27 +125,36 @@ def evaluate(images: torch.Tensor, tasks: list[Task], methods: list[Method], pri
     if any(m.is_score for m in methods) and prior is None:
         raise InputError("score methods need a prior")
     rows = []
-    jobs = [(t, m) for t in tasks for m in methods]
-    for task, method in tqdm(jobs, desc="bench", unit="run", disable=not progress, dynamic_ncols=True):
-        scores, seconds, nfe, results = {"psnr": [], "ssim": []}, 0.0, 0, []
-        options = method.options(prior, task)
-        for start in range(0, images.shape[0], batch):
-            x = images[start:start + batch].to(device)
-            problem = task.problem(x, seed + start)
-            solved = problem if method.grid in (None, x.shape[-1]) else task.problem(resize(x, method.grid),
-                                                                                     seed + start)
-            began = time.perf_counter()
-            out, nfe = method.run(solved, prior, options, seed + start)
-            out, keep = _back_on_grid_of(problem, solved, out)
-            seconds += time.perf_counter() - began
-            scores["psnr"] += list(np.atleast_1d(psnr(out, problem.reference, mask=keep)))
-            scores["ssim"] += list(np.atleast_1d(ssim(out, problem.reference, mask=keep)))
+    bar = tqdm(total=len(tasks) * len(methods), desc="bench", unit="run", disable=not progress, dynamic_ncols=True)
+    side = images.shape[-1]
+    for task in tasks:
+        problems: dict[tuple[int, int], Problem] = {}  # (first slice, grid): built once, shared by the methods
+
+        def problem_of(start: int, grid: int) -> Problem:
+            if (start, grid) not in problems:
+                x = images[start:start + batch].to(device)
+                problems[start, grid] = task.problem(x if grid == side else resize(x, grid), seed + start)
+            return problems[start, grid]
+
+        for method in methods:
+            scores, seconds, nfe, results = {"psnr": [], "ssim": []}, 0.0, 0, []
+            options = method.options(prior, task)
+            for start in range(0, images.shape[0], batch):
+                problem, solved = problem_of(start, side), problem_of(start, method.grid or side)
+                began = time.perf_counter()
+                out, nfe = method.run(solved, prior, options, seed + start)
+                out, keep = _back_on_grid_of(problem, solved, out)
+                seconds += time.perf_counter() - began
+                scores["psnr"] += list(np.atleast_1d(psnr(out, problem.reference, mask=keep)))
+                scores["ssim"] += list(np.atleast_1d(ssim(out, problem.reference, mask=keep)))
+                if outputs is not None:
+                    results.append(out.cpu())
             if outputs is not None:
-                results.append(out.cpu())
-        if outputs is not None:
-            outputs[(task.label, method.name)] = torch.cat(results)
-        rows.append({"task": task.name, "setting": task.setting, "label": task.label,
-                     "method": method.name, **scores, "seconds": seconds / images.shape[0], "nfe": nfe})
+                outputs[(task.label, method.name)] = torch.cat(results)
+            rows.append({"task": task.name, "setting": task.setting, "label": task.label,
+                         "method": method.name, **scores, "seconds": seconds / images.shape[0], "nfe": nfe})
+            bar.update()
+    bar.close()
     return rows
 
 
@@ -159,7 +168,7 @@ def _back_on_grid_of(problem: Problem, solved: Problem, out: torch.Tensor
     side = problem.reference.shape[-1]
     keep = problem.keep
     if solved.keep is not None:
-        near = resize(solved.keep.float(), side) > 0.999
+        near = resize_mask(solved.keep, side)
         keep = near if keep is None else keep & near
     return resize(out, side), keep
 

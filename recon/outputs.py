@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from recon.io.run_folder import RUN_MANIFEST, RunFolder
-from recon.resample import resize
+from recon.resample import resize, resize_mask
 from recon.tasks import Task
 from recon.tasks.base import Scan
 from recon.units import hu_to_model
@@ -41,7 +41,7 @@ class RunWriter:
         self.panel: dict = {}
         self.scores: dict[str, dict[str, list[tuple[int, list[float]]]]] | None = {}  # None: no reference
         self.residuals: dict[str, list[tuple[int, list[float]]]] = {"method": [], task.baseline: []}
-        self.nfe, self.params, self.slices = 0, {}, 0
+        self.nfe, self.params = 0, {}
         self._files = ExitStack()
         self._image = self._files.enter_context(self._writer(f"{self.stem}_{method}", "image"))
         self._std = None
@@ -67,7 +67,7 @@ class RunWriter:
         if self.size != side:
             output, baseline = resize(output, side), resize(baseline, side)
             std = resize(std, side) if std is not None else None
-            keep = resize(keep.float(), side) > 0.999 if keep is not None else None  # drop pixels near excluded ones
+            keep = resize_mask(keep, side) if keep is not None else None
         stop = start + output.shape[0]
         self._image.add(start, output[:, 0].numpy())
         if std is not None:
@@ -81,7 +81,6 @@ class RunWriter:
         self.residuals[self.task.baseline].append((start, batch["baseline_residual"].tolist()))
         if batch["params"]:
             self.nfe, self.params = batch["nfe"], batch["params"]
-        self.slices += stop - start
         if start <= self.middle < stop:
             k = self.middle - start
             self.panel = {"output": output[k, 0].numpy(), "baseline": baseline[k, 0].numpy(),
@@ -121,10 +120,10 @@ class RunWriter:
         report = {
             "task": task.name, "input": str(self.source), "measurement": measurement,
             "method": self.method, "prior": None if prior is None else prior.meta.get("id"),
-            "slices": self.slices, "size": self.scan.side,
+            "slices": self.scan.n_slices, "size": self.scan.side,
             "resampled_to": self.size if self.size != self.scan.side else None,
             "nfe_per_slice": self.nfe * settings.samples, "wall_time_s": round(wall, 3),
-            "wall_time_per_slice_s": round(wall / self.slices, 3),
+            "wall_time_per_slice_s": round(wall / self.scan.n_slices, 3),
             "device": str(device), "processes": 1 if shard is None else shard.world_size, "host": platform.node(),
             "parameters": {**task.record(), **settings.record(), **self.params},
             "defaults_source": None if prior is None else defaults_source(prior, self.params["sampler"],

@@ -16,7 +16,7 @@ from pydicom.uid import generate_uid
 
 from recon.io.arrays import write_npy, write_tiff
 from recon.io.atomic import TEMPORARY_PREFIX, refuse_overwriting_inputs, remove_leftovers, temporary_name
-from recon.io.dicom import dicom_names, frames_of, write_dicom_file
+from recon.io.dicom import dicom_names, frames_of, write_dicom, write_dicom_file
 from recon.io.fastmri import write_fastmri
 from recon.io.nifti import write_nifti
 from recon.io.preview import write_png
@@ -102,12 +102,7 @@ class VolumeWriter:
         model = restore_grid(self._whole.astype(np.float64), like.meta.get("square"))
         real = self._real(model)
         if like.format == "dicom":  # multi-frame files: one file holds several slices
-            start = 0
-            for template, file, temp in zip(like.meta["datasets"], like.meta["files"], temps):
-                n_frames = frames_of(template)
-                write_dicom_file(template, file, real[start:start + n_frames], temp, self._series_uid,
-                                 self.description, self.kind)
-                start += n_frames
+            write_dicom(like.meta, real, temps, self.description, self.kind)
         elif like.format == "nifti":
             write_nifti(like.meta, real, temps[0], self.description)
         elif like.format == "fastmri":

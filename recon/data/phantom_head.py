@@ -21,21 +21,21 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from recon.data.phantom_geometry import FOV_MM, Frame, random_wobble, soft_edge
+from recon.data.phantom_geometry import FOV_MM, Frame, radial_factor, random_wobble, soft_edge
 
-HEAD_PHANTOM_VERSION = 1  # bump when the images a seed gives change
+HEAD_PHANTOM_VERSION = 2  # bump when the images a seed gives change
 SUPERSAMPLE = 2
 HEAD_LEVELS = ("vertex", "ventricles", "skull base")
 FOV_RANGE_MM = (220.0, 300.0)
 
 
 def _ring(f: Frame, a: float, b: float, angle: float, wobble: np.ndarray, depth: np.ndarray | float) -> np.ndarray:
-    """Soft mask of the ellipse (a, b) with ``wobble``, shrunk inwards by ``depth`` (frame units, per pixel)."""
+    """Soft mask of the ellipse (a, b) with ``wobble``, shrunk inwards by ``depth`` (frame units, per pixel), over
+    the whole grid (:meth:`Frame.ellipse` draws inside a bounding box with one edge depth)."""
     cos, sin = np.cos(angle), np.sin(angle)
     p, q = (f.x * cos + f.y * sin) / a, (-f.x * sin + f.y * cos) / b
     theta = np.arctan2(q, p)
-    radius = np.sqrt(p * p + q * q) / (1.0 + (wobble[:, 0, None, None] * np.cos(
-        np.arange(1, len(wobble) + 1)[:, None, None] * theta + wobble[:, 1, None, None])).sum(0))
+    radius = np.sqrt(p * p + q * q) / radial_factor(theta, wobble)
     return soft_edge((radius - 1.0) * min(a, b) + depth, f.pixel)
 
 

@@ -119,6 +119,13 @@ def _read_epi(index: int) -> np.ndarray:
     return make_square(model, path, "pad")[0][0]
 
 
+def _epi_slice(index: int, split_name: str) -> RealSlice:
+    """Axial slice ``index`` of volume 0 of nibabel's example EPI as a registry entry."""
+    return RealSlice(f"epi-brain-z{index:02d}", "mri", split_name, 2.0, 128,
+                     f"nibabel {EPI_FILE} (EPI brain), volume 0, axial slice {index} of 24 (96x128, padded)",
+                     partial(_read_epi, index))
+
+
 REAL_SLICES: tuple[RealSlice, ...] = (
     RealSlice("aapm-l506-thorax", "ct", "test", 0.7, 512,
               "AAPM LDCT L506 thorax (full dose, 1 mm, sharp kernel); HU and the 0.7 mm spacing approximate",
@@ -130,20 +137,14 @@ REAL_SLICES: tuple[RealSlice, ...] = (
               partial(_read_dicom, "693_J2KI.dcm", "ct")),
     RealSlice("ct-small-spine", "ct", "validation", 0.661, 128, "pydicom CT_small.dcm: close-up of a vertebra",
               partial(_read_dicom, "CT_small.dcm", "ct")),
-    RealSlice("epi-brain-z14", "mri", "test", 2.0, 128,
-              "nibabel example4d.nii.gz (EPI brain), volume 0, axial slice 14 of 24 (96x128, padded)",
-              partial(_read_epi, 14)),
-    RealSlice("epi-brain-z20", "mri", "test", 2.0, 128,
-              "nibabel example4d.nii.gz (EPI brain), volume 0, axial slice 20 of 24 (96x128, padded)",
-              partial(_read_epi, 20)),
+    _epi_slice(14, "test"),
+    _epi_slice(20, "test"),
     RealSlice("overlay-abdomen", "mri", "test", 0.7231, 484,
               "pydicom examples_overlay.dcm: abdomen MR (300x484, padded)",
               partial(_read_dicom, "examples_overlay.dcm", "mri")),
     RealSlice("mr-small-head", "mri", "validation", 0.3125, 64, "pydicom MR_small.dcm: head MR (64x64)",
               partial(_read_dicom, "MR_small.dcm", "mri")),
-    RealSlice("epi-brain-z06", "mri", "validation", 2.0, 128,
-              "nibabel example4d.nii.gz (EPI brain), volume 0, axial slice 6 of 24 (96x128, padded)",
-              partial(_read_epi, 6)),
+    _epi_slice(6, "validation"),
 )
 BY_NAME = {s.name: s for s in REAL_SLICES}
 

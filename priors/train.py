@@ -144,6 +144,14 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 # ---------------------------------------------------------------- the trainer
 
+def _parent_record(parent, init: str | Path) -> dict[str, Any]:
+    """What the metadata records of a fine-tuning run's starting prior."""
+    meta = parent.meta
+    return {"from": str(init), "id": meta.get("id"), "weights_sha256": meta.get("weights", {}).get("sha256"),
+            "training_steps": meta.get("training", {}).get("steps"),
+            "dataset": meta.get("dataset", {}).get("file")}
+
+
 class Trainer:
     """One training run in ``run_dir``; fresh or resumed from its newest checkpoint.
 
@@ -159,11 +167,14 @@ class Trainer:
         modality: "ct" or "mri"; default from the data manifest.
         prior_id: id recorded in the metadata; default "<modality>-<size>".
         progress: show a tqdm bar (rank 0).
+        init: a trained prior (bundled name, prefix or run folder) whose weights start a fresh run
+            (fine-tuning on new data); its network architecture replaces ``config``'s. Ignored when
+            resuming: the checkpoint holds the weights.
     """
 
     def __init__(self, data: str | Path, run_dir: str | Path, config: RunConfig | None = None,
                  overrides: dict[str, Any] | None = None, device: str = "cpu", modality: str | None = None,
-                 prior_id: str | None = None, progress: bool = True) -> None:
+                 prior_id: str | None = None, progress: bool = True, init: str | Path | None = None) -> None:
         self.dist: DistInfo = setup(device)
         self.run_dir = Path(run_dir)
         self.progress = progress and self.dist.is_main
@@ -173,9 +184,15 @@ class Trainer:
         self.images, manifest = read_images(self.data_path)
         latest = ckpt.load_latest_checkpoint(self.run_dir)
         tensors: dict[str, torch.Tensor] = {}
+        from priors import load  # the prior a fine-tuning run starts from: bundled name, prefix or run folder
+
+        parent = None if latest is not None or init is None else load(init)
         if latest is None:
             state = None
             cfg = self._fresh_config(config or PRESETS["base"], overrides)
+            if parent is not None:
+                cfg = dataclasses.replace(cfg, network=dataclasses.replace(
+                    parent.network.config, image_size=cfg.network.image_size))
         else:
             tensors, state = latest
             stored = RunConfig.from_dict(state["config"])
@@ -194,6 +211,8 @@ class Trainer:
         if state is None:
             dataset_sha = ckpt.sha256_file(self.data_path)
             self.meta = self._prior_meta(manifest, modality, prior_id, dataset_sha)
+            if parent is not None:
+                self.meta["init"] = _parent_record(parent, init)
             self.step, self.wall_before = 0, 0.0
         else:
             self.meta = state["prior_meta"]
@@ -214,6 +233,9 @@ class Trainer:
         self.opt = torch.optim.Adam(self.model.parameters(), lr=tc.lr)
         if state is not None:
             self._restore(tensors, state)
+        elif parent is not None:
+            self.model.load_state_dict(parent.network.state_dict())
+            self.ema.load_state_dict(parent.network.state_dict())
         if self.dist.distributed:
             ids = [self.dist.device] if self.dist.device.type == "cuda" else None
             self.ddp: torch.nn.Module = DistributedDataParallel(self.model, device_ids=ids)
@@ -405,9 +427,9 @@ class Trainer:
 
 def train(data: str | Path, run_dir: str | Path, config: RunConfig | None = None,
           overrides: dict[str, Any] | None = None, device: str = "cpu", modality: str | None = None,
-          prior_id: str | None = None, progress: bool = True) -> Path | None:
+          prior_id: str | None = None, progress: bool = True, init: str | Path | None = None) -> Path | None:
     """Train (or resume) a prior; see :class:`Trainer`. Returns the newest checkpoint's JSON path."""
-    return Trainer(data, run_dir, config, overrides, device, modality, prior_id, progress).run()
+    return Trainer(data, run_dir, config, overrides, device, modality, prior_id, progress, init).run()
 
 
 def export(run_dir: str | Path, prefix: str | Path, dtype: torch.dtype = torch.float32,

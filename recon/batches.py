@@ -40,7 +40,7 @@ def reconstruct_batches(task: Task, settings, prior, options, scan: Scan, size: 
             from recon.samplers import reconstruct
 
             result = reconstruct(prior, problem.measurement, problem.y, options, n_samples=settings.samples,
-                                 seed=settings.seed + start, progress=progress)
+                                 seed=settings.seed + start, progress=progress, holdout=problem.holdout)
             output, std, nfe, params = result.mean, result.std, result.nfe, result.params
         yield {"start": start, "output": problem.finished(output).cpu(),
                "baseline": problem.finished(baseline).cpu(),

@@ -95,7 +95,8 @@ class Method:
             return problem.finished(BASELINES[self.name](problem.measurement, problem.y, **dict(self.params))), 0
         from recon.samplers import reconstruct
 
-        result = reconstruct(prior, problem.measurement, problem.y, options, seed=seed, progress=False)
+        result = reconstruct(prior, problem.measurement, problem.y, options, seed=seed, progress=False,
+                             holdout=problem.holdout)
         return problem.finished(result.mean), result.nfe
 
 

@@ -25,9 +25,10 @@ from typing import Callable
 import numpy as np
 import torch
 
-from operators import BooleanMask, Measurement, ViewMask
+from operators import Measurement
 from recon.errors import InputError
 from recon.io import atomic_path
+from recon.samplers.defer import holdout_error, holdout_split
 from recon.tasks import Problem
 
 # Search ranges of the paper (thesis appendix B.6.4): lambda in [0, 1]; snr in
@@ -79,69 +80,6 @@ def search_space(sampler: str, task: str, fixed: Point | None = None, sigma_max:
     return space
 
 
-# ---------------------------------------------------------------- held-out measurements
-
-def _lines(mask: torch.Tensor, like: torch.Tensor, axis: int) -> torch.Tensor:
-    """(L,) bool: lines along ``axis`` of T's output with at least one measured entry in any image."""
-    other = -1 if axis == -2 else -2
-    full = mask.expand(like.shape)
-    return full.any(dim=other).reshape(-1, like.shape[axis]).any(dim=0)
-
-
-def holdout_split(measurement: Measurement, like: torch.Tensor, axis: int, every: int = 4,
-                  keep_center: int = 0) -> tuple[Measurement, torch.Tensor]:
-    """Split the measured lines into a fitting measurement and a held-out mask.
-
-    Every ``every``-th measured line is held out: views of a sinogram
-    (``axis=-2``) or columns of k-space (``axis=-1``); only its measured
-    entries count (a view crossing a metal trace keeps the trace out). The
-    ``keep_center`` measured lines closest to the middle of that axis (the
-    k-space centre) are never held out.
-
-    Args:
-        measurement: the full measurement A = P(Lambda) T.
-        like: a tensor shaped like T's output (B, 1, M, D) (only its shape and device are used).
-    Returns:
-        (fit, held): the measurement on the remaining entries (sparse-view CT
-        stays a view subset, other masks become boolean masks) and the boolean
-        held-out mask, broadcastable to T's output.
-    """
-    if every < 2:
-        raise InputError(f"--holdout-every: must be >= 2, got {every}")
-    measured_mask = measurement.mask(like)
-    measured = torch.nonzero(_lines(measured_mask, like, axis)).flatten()
-    distance = (measured - like.shape[axis] // 2).abs()
-    protected = set(measured[torch.argsort(distance, stable=True)[:keep_center]].tolist())
-    held_lines = [int(i) for i in measured[every // 2::every] if int(i) not in protected]
-    if not held_lines:
-        raise InputError(f"too few measured lines ({len(measured)}) to hold every {every}th out")
-    shape = [1, 1, 1, 1]
-    shape[axis] = like.shape[axis]
-    line = torch.zeros(like.shape[axis], dtype=torch.bool, device=like.device)
-    line[held_lines] = True
-    held = line.view(shape) & measured_mask
-    if isinstance(measurement.sampling, ViewMask) and axis == -2:
-        indices = measurement.sampling.indices
-        sampling = ViewMask(measurement.sampling.n_full, indices[~line.cpu()[indices]])
-    else:
-        sampling = BooleanMask(measured_mask & ~line.view(shape))
-    return Measurement(measurement.transform, sampling, measurement.noise_std), held
-
-
-def holdout_error(x: torch.Tensor, measurement: Measurement, full: torch.Tensor, held: torch.Tensor) -> torch.Tensor:
-    """Per-image relative squared error of T x on the held-out entries of the full measurement.
-
-    Args:
-        x: (B, 1, H, W) reconstructions.
-        full: (B, 1, M, D) zero-filled full measurement, ``measurement.P_inv(y)``.
-        held: boolean held-out mask broadcastable to ``full``.
-    Returns:
-        (B,) float tensor, ||held (T x - full)||^2 / ||held full||^2.
-    """
-    diff = (measurement.T(x) - full) * held
-    return diff.abs().pow(2).sum(dim=(1, 2, 3)) / (full * held).abs().pow(2).sum(dim=(1, 2, 3))
-
-
 # ---------------------------------------------------------------- objectives
 
 OptionsFor = Callable[[Point], "SamplerOptions"]
@@ -149,11 +87,12 @@ OptionsFor = Callable[[Point], "SamplerOptions"]
 with the point's values over the fixed ones."""
 
 
-def _reconstruct(prior, measurement: Measurement, y: torch.Tensor, seed: int, options, n_samples: int
-                 ) -> torch.Tensor:
+def _reconstruct(prior, measurement: Measurement, y: torch.Tensor, seed: int, options, n_samples: int,
+                 holdout: tuple[int, int]) -> torch.Tensor:
     from recon.samplers import reconstruct
 
-    return reconstruct(prior, measurement, y, options, n_samples=n_samples, seed=seed, progress=False).mean
+    return reconstruct(prior, measurement, y, options, n_samples=n_samples, seed=seed, progress=False,
+                       holdout=holdout).mean
 
 
 def metric_objective(prior, problems: list[Problem], seeds: list[int], metric: str, options_for: OptionsFor,
@@ -167,7 +106,8 @@ def metric_objective(prior, problems: list[Problem], seeds: list[int], metric: s
     def objective(point: Point) -> float:
         options, values = options_for(point), []
         for problem, seed in zip(problems, seeds):
-            x = problem.finished(_reconstruct(prior, problem.measurement, problem.y, seed, options, n_samples))
+            x = problem.finished(_reconstruct(prior, problem.measurement, problem.y, seed, options, n_samples,
+                                              problem.holdout))
             values.extend(np.atleast_1d(score(x, problem.reference, mask=problem.keep)).tolist())
         return float(np.mean(values))
 
@@ -185,12 +125,12 @@ def holdout_objective(prior, problems: list[Problem], seeds: list[int], axis: in
     for problem in problems:
         full = problem.measurement.P_inv(problem.y)
         fit, held = holdout_split(problem.measurement, full, axis, every, keep_center)
-        splits.append((problem.measurement, fit, fit.P(full), full, held))
+        splits.append((problem.measurement, fit, fit.P(full), full, held, problem.holdout))
 
     def objective(point: Point) -> float:
         options, errors = options_for(point), []
-        for (measurement, fit, y_fit, full, held), seed in zip(splits, seeds):
-            x = _reconstruct(prior, fit, y_fit, seed, options, n_samples)
+        for (measurement, fit, y_fit, full, held, holdout), seed in zip(splits, seeds):
+            x = _reconstruct(prior, fit, y_fit, seed, options, n_samples, holdout)
             errors.extend(holdout_error(x, measurement, full, held).tolist())
         return -float(np.mean(errors))
 

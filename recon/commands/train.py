@@ -1,6 +1,7 @@
 """`recon train`: train a score prior, or export a run as a shippable prior.
 
     recon train --data set.h5 -o runs/ct [--config base] [--steps N] ...
+    recon train --data new.h5 -o runs/ct2 --init ct-128 --warmup 100 ...   (fine-tuning)
     recon train export runs/ct -o priors/bundled/ct-128 [--dtype float16]
 
 Training resumes automatically from the newest checkpoint in the output
@@ -33,6 +34,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="run folder (training) or output prefix, e.g. priors/bundled/ct-128 (export)")
     p.add_argument("--data", type=Path, help="HDF5 with /train/images (N, 1, H, W) in model units")
     p.add_argument("--config", help="preset (tiny, small, base, large) or JSON file; default base")
+    p.add_argument("--init", metavar="PRIOR", help="fine-tune: start a new run from this prior's weights and "
+                   "architecture (bundled name, prefix or run folder); ignored when resuming")
     p.add_argument("--steps", type=int, help="total optimiser steps")
     p.add_argument("--batch-size", type=int, help="global batch size")
     p.add_argument("--lr", type=float, help="Adam learning rate (default 2e-4)")
@@ -77,13 +80,15 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     if args.resume and latest_checkpoint(args.output) is None:
         raise InputError(f"--resume: {args.output} has no checkpoint to resume from")
+    if args.init is not None and args.config is not None:
+        raise InputError("--init: the network comes from the prior it names; leave out --config")
     config = load_config(args.config) if args.config else None
     overrides = {field: getattr(args, flag) for flag, field in _OVERRIDES.items() if getattr(args, flag) is not None}
     for name in ("steps", "batch_size", "ckpt_every", "log_every", "sample_steps"):
         if name in overrides and overrides[name] < 1:
             raise InputError(f"--{name.replace('_', '-')} must be >= 1, got {overrides[name]}")
     latest = train(args.data, args.output, config, overrides, device=args.device, modality=args.modality,
-                   prior_id=args.prior_id, progress=not args.no_progress)
+                   prior_id=args.prior_id, progress=not args.no_progress, init=args.init)
     if latest is not None:
         print(f"checkpoint: {latest}")
     return 0

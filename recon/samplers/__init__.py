@@ -21,13 +21,14 @@ projection onto {A x = y}. :func:`sample` draws unconditional samples.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Callable
 
 import torch
 
 from recon.errors import InputError
-from recon.samplers import ald, core, decomposed, langevin, pc, score_sde
+from recon.samplers import ald, core, decomposed, defer, langevin, pc, score_sde
 from recon.samplers.consistency import DataConsistency, default_form, project, proximal_measurement
 from recon.samplers.likelihood import GaussianLikelihood, default_scale
 from recon.samplers.options import (DEFAULT_SNR, OPTION_RULES, OPTIONS, SamplerOptions, check_option_values,
@@ -185,7 +186,8 @@ def _draw(run: _Run, k: int, ctx: core.Context) -> tuple[torch.Tensor, dict | No
 
 def reconstruct(prior, measurement, y: torch.Tensor, options: SamplerOptions | None = None, *, n_samples: int = 1,
                 seed: int = 0, progress: bool = True,
-                callback: Callable[[int, int, torch.Tensor], None] | None = None) -> Reconstruction:
+                callback: Callable[[int, int, torch.Tensor], None] | None = None,
+                holdout: tuple[int, int] | None = None) -> Reconstruction:
     """Sample the posterior p(x | y) with a score prior and return the mean of K samples.
 
     Args:
@@ -199,9 +201,14 @@ def reconstruct(prior, measurement, y: torch.Tensor, options: SamplerOptions | N
             same seed, same device, same output, whatever else shares the batch.
         progress: show a progress bar.
         callback: ``callback(level, n_levels, x)`` after every noise level.
+        holdout: (axis, lines never held out) of the measured lines the refinement may hold out
+            (``options.refine_tv`` > 0, :mod:`recon.samplers.defer`; the task's :attr:`Problem.holdout`).
     """
     options = resolve_options(prior, DEFAULT_SAMPLER) if options is None else options
     _check(n_samples >= 1, f"--samples: must be >= 1, got {n_samples}")
+    if options.refine_tv > 0:
+        return _deferred(prior, measurement, y, options, holdout, n_samples=n_samples, seed=seed, progress=progress,
+                         callback=callback)
     with torch.no_grad():
         run, params = _prepare(prior, measurement, y, options)
         # Samples run as one batch (K * B images) unless the mask differs per image (MAR).
@@ -223,6 +230,32 @@ def reconstruct(prior, measurement, y: torch.Tensor, options: SamplerOptions | N
     params.update(n_samples=n_samples, seed=seed, nfe=nfe)
     std = samples.std(dim=0) if n_samples > 1 else None
     return Reconstruction(mean=samples.mean(dim=0), std=std, samples=samples, nfe=nfe, params=params)
+
+
+def _deferred(prior, measurement, y: torch.Tensor, options: SamplerOptions, holdout: tuple[int, int] | None,
+              **run) -> Reconstruction:
+    """The anchor weight chosen with the sampler on the fitted lines (:func:`defer.choose_anchor_weight`), then
+    the sampler on all lines refined with it (the mean of K samples is refined; ``std`` and ``samples`` stay the
+    sampler's)."""
+    if holdout is None:
+        raise ValueError("refine_tv > 0 needs holdout=(axis, lines never held out), e.g. a task's Problem.holdout")
+    axis, keep_center = holdout
+    full = measurement.P_inv(y)
+    plain = dataclasses.replace(options, refine_tv=0.0)
+    try:
+        fit, held = defer.holdout_split(measurement, full, axis, defer.HOLDOUT_EVERY, keep_center)
+    except InputError as error:  # every measured line is protected (the k-space centre alone, 24x on 128 columns)
+        result = reconstruct(prior, measurement, y, plain, **run)
+        result.params.update(refine_tv=options.refine_tv, refine=f"skipped: {error}")
+        return result
+    chosen = reconstruct(prior, fit, fit.P(full), plain, **run)
+    with torch.no_grad():
+        gamma, record = defer.choose_anchor_weight(measurement, chosen.mean, options.refine_tv, (fit, held, full))
+    inner = reconstruct(prior, measurement, y, plain, **run)
+    with torch.no_grad():
+        mean = defer.anchored_tv(measurement, y, inner.mean, options.refine_tv, gamma, defer.FINAL_ITERATIONS)
+    params = {**inner.params, "refine_tv": options.refine_tv, **record, "nfe": chosen.nfe + inner.nfe}
+    return Reconstruction(mean=mean, std=inner.std, samples=inner.samples, nfe=chosen.nfe + inner.nfe, params=params)
 
 
 def sample(prior, n: int, sampler: str = "pc", *, shape: tuple[int, int] | None = None, seed: int = 0,

@@ -28,10 +28,13 @@ class SamplerOptions:
     Attributes:
         steps: noise levels N.
         step_norm: ``"image"`` (per-image norms in the corrector's snr step size) or ``"batch"``.
+        refine_tv: TV weight of the refinement that defers to the data (:mod:`recon.samplers.defer`);
+            0: none, the sampler's result is the output.
     """
 
     steps: int = 50
     step_norm: str = "image"
+    refine_tv: float = 0.0
 
     name: ClassVar[str]
     tuned: ClassVar[tuple[str, ...]] = ()
@@ -64,7 +67,7 @@ class PCOptions(ProximalOptions):
     lam: float = 1.0
     corrector_steps: int = 1
     name: ClassVar[str] = "pc"
-    tuned: ClassVar[tuple[str, ...]] = ("snr", "lam")
+    tuned: ClassVar[tuple[str, ...]] = ("snr", "lam", "refine_tv")
 
 
 @dataclass(frozen=True)
@@ -87,7 +90,7 @@ class LangevinOptions(SamplerOptions):
     corrector_steps: int = 3
     likelihood_scale: float | None = None
     name: ClassVar[str] = "langevin"
-    tuned: ClassVar[tuple[str, ...]] = ("snr", "rho")
+    tuned: ClassVar[tuple[str, ...]] = ("snr", "rho", "refine_tv")
 
 
 @dataclass(frozen=True)
@@ -113,7 +116,7 @@ class DDSOptions(ProximalOptions):
     start_sigma: float | None = None
     start_from: str = "cgls"
     name: ClassVar[str] = "dds"
-    tuned: ClassVar[tuple[str, ...]] = ("eta", "cg_steps", "gamma", "start_sigma", "start_from")
+    tuned: ClassVar[tuple[str, ...]] = ("eta", "cg_steps", "gamma", "start_sigma", "start_from", "refine_tv")
 
 
 @dataclass(frozen=True)
@@ -125,7 +128,7 @@ class DDIMOptions(ProximalOptions):
     start_sigma: float | None = None
     start_from: str = "cgls"
     name: ClassVar[str] = "ddim"
-    tuned: ClassVar[tuple[str, ...]] = ("eta", "lam", "start_sigma", "start_from")
+    tuned: ClassVar[tuple[str, ...]] = ("eta", "lam", "start_sigma", "start_from", "refine_tv")
 
 
 OPTIONS: dict[str, type[SamplerOptions]] = {cls.name: cls for cls in (
@@ -151,6 +154,7 @@ OPTION_RULES: dict[str, tuple[Callable[[Any], bool], str | Callable[[], str]]] =
     "eta": (lambda v: 0 <= v <= 1, "in [0, 1]"),
     "cg_steps": (lambda v: int(v) == v and v >= 0, "an integer >= 0"),
     "gamma": (lambda v: v >= 0, ">= 0"),
+    "refine_tv": (lambda v: v >= 0, ">= 0"),
     "start_sigma": (lambda v: v > 0, "> 0"),
     "start_from": (lambda v: v in warm_starts(), lambda: f"one of {', '.join(warm_starts())}"),
     "steps": (lambda v: int(v) == v and v >= 1, "an integer >= 1"),

@@ -38,6 +38,8 @@ class Problem:
         keep: (B, 1, N, N) bool, the pixels PSNR/SSIM count (None: all).
         finish: post-processing of reconstructions (B, 1, N, N) -> (B, 1, N, N), applied to every
             method's output before it is written or scored (e.g. metal reinsertion).
+        holdout: (axis of T's output along which measured lines may be held out, lines never held out):
+            sinogram views (-2, 0) by default; k-space columns outside the fully sampled centre for MRI.
     """
 
     measurement: Measurement
@@ -45,6 +47,7 @@ class Problem:
     reference: torch.Tensor | None
     keep: torch.Tensor | None = None
     finish: Callable[[torch.Tensor], torch.Tensor] | None = None
+    holdout: tuple[int, int] = (-2, 0)
 
     def finished(self, images: torch.Tensor) -> torch.Tensor:
         """``images`` after the task's post-processing."""
@@ -118,7 +121,8 @@ class Task:
         """The problem of images x (B, 1, N, N): y = A x, plus noise for slice i drawn with ``seed + i`` when
         the task has any (so a slice's data do not depend on the batch it is in)."""
         measurement = self.measurement(x.shape[-1])
-        return Problem(measurement, measure_slices(measurement, x, seed), reference=x)
+        return Problem(measurement, measure_slices(measurement, x, seed), reference=x,
+                       holdout=self.holdout_layout(x.shape[-1]))
 
     def holdout_layout(self, size: int) -> tuple[int, int]:
         """(axis of the measured lines, lines never held out) for ground-truth-free tuning: sinogram views."""

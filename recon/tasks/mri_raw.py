@@ -168,7 +168,8 @@ class RawKspaceScan(Scan):
             crop = tuple(round(n * size / self.side) for n in self.volume.meta["crop"])
             keep = torch.zeros(stop - start, 1, size, size, dtype=torch.bool, device=device)
             keep[(slice(None), slice(None), *centre_box((size, size), crop))] = True
-        return Problem(measurement, y, reference, keep, finish=lambda x: magnitude(transform, x))
+        return Problem(measurement, y, reference, keep, finish=lambda x: magnitude(transform, x),
+                       holdout=self.task.holdout_layout(size))
 
     def transform(self, kspace: np.ndarray, columns: np.ndarray, device: torch.device) -> CoilFourier:
         """T = F S e^{i phi} for a batch of k-space (B, C, n, n): ESPIRiT maps (ones for one coil) and, unless

@@ -211,3 +211,26 @@ def test_a_corrupted_newest_checkpoint_falls_back_to_the_previous_intact_one(dat
     (run / "checkpoints" / "step-00000002.safetensors").unlink()  # nothing intact left
     with pytest.raises(PriorError, match="step-00000004.json: not valid JSON"):
         Trainer(data, run, None, {"steps": 6}, progress=False)  # nothing intact: the newest's error
+
+
+def test_fine_tuning_starts_from_the_named_prior_and_records_it(data, tmp_path):
+    from conftest import save_tiny_prior
+    from priors.checkpoint import read_prior
+
+    parent = save_tiny_prior(tmp_path / "parent", "ct", size=32)
+    parent_weights, parent_meta = read_prior(parent)
+    run = tmp_path / "tuned"
+    # lr 0: the optimiser moves nothing, so the run's weights are exactly the parent's
+    assert cli(["train", "--data", str(data), "-o", str(run), "--init", str(parent), "--steps", "2", "--lr", "0",
+                "--warmup", "1", "--sample-every", "0", "--no-progress"]) == 0
+    tensors, state = _final_tensors(run)
+    for name, value in parent_weights.items():
+        assert torch.equal(tensors["model." + name], value) and torch.equal(tensors["ema." + name], value)
+    assert state["config"]["network"] == {**parent_meta["network"], "image_size": 32}
+    assert state["prior_meta"]["init"]["id"] == parent_meta["id"]
+    assert state["prior_meta"]["init"]["weights_sha256"] == parent_meta["weights"]["sha256"]
+    # the network comes from the parent, so --config is refused; a parent that does not exist too
+    assert cli(["train", "--data", str(data), "-o", str(tmp_path / "x"), "--init", str(parent), "--config", "tiny",
+                "--no-progress"]) == 2
+    assert cli(["train", "--data", str(data), "-o", str(tmp_path / "y"), "--init", str(tmp_path / "none"),
+                "--no-progress"]) == 2

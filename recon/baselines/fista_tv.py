@@ -121,7 +121,8 @@ def zeros_like_image(measurement: Measurement, y: torch.Tensor) -> torch.Tensor:
 
 def fista(measurement: Measurement, y: torch.Tensor, prox: Callable[[torch.Tensor], torch.Tensor],
           n_iter: int, x0: torch.Tensor | None = None,
-          callback: Callable[[int, torch.Tensor], None] | None = None) -> torch.Tensor:
+          callback: Callable[[int, torch.Tensor], None] | None = None,
+          lipschitz: torch.Tensor | None = None) -> torch.Tensor:
     """FISTA on 1/(2L) ||A x - y||^2 + g(x), with ``prox`` the proximal map of g (step 1).
 
     Args:
@@ -131,11 +132,12 @@ def fista(measurement: Measurement, y: torch.Tensor, prox: Callable[[torch.Tenso
         n_iter: iterations.
         x0: start (zeros by default).
         callback: called as ``callback(k, x_k)`` after each iteration.
+        lipschitz: L, (B, 1, 1, 1) from :func:`operator_norm_sq` (computed when not given).
     Returns:
         (B, 1, N, N) final iterate.
     """
     x = zeros_like_image(measurement, y) if x0 is None else x0
-    lipschitz = operator_norm_sq(measurement, x)
+    lipschitz = operator_norm_sq(measurement, x) if lipschitz is None else lipschitz
     z, t = x, 1.0
     for k in range(n_iter):
         gradient = measurement.A_adjoint(measurement.A(z) - y) / lipschitz

@@ -24,7 +24,7 @@ from __future__ import annotations
 import torch
 
 from operators import BooleanMask, Measurement, ViewMask
-from operators.solvers import per_image_dot
+from recon.baselines.fista_tv import fista, operator_norm_sq, tv_prox
 from recon.errors import InputError
 
 ANCHORS = (0.0, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2)
@@ -107,7 +107,7 @@ def holdout_error(x: torch.Tensor, measurement: Measurement, full: torch.Tensor,
 # ---------------------------------------------------------------- the refinement
 
 def anchored_tv(measurement: Measurement, y: torch.Tensor, anchor: torch.Tensor, lam: float,
-                gamma: torch.Tensor, n_iter: int = ITERATIONS) -> torch.Tensor:
+                gamma: torch.Tensor, n_iter: int = ITERATIONS, lipschitz: torch.Tensor | None = None) -> torch.Tensor:
     """argmin 1/(2L) ||A x - y||^2 + lam TV(x) + gamma/2 ||x - anchor||^2 by FISTA started at the anchor.
 
     Args:
@@ -115,11 +115,11 @@ def anchored_tv(measurement: Measurement, y: torch.Tensor, anchor: torch.Tensor,
         anchor: (B, C, N, N) the sampler's images (C = 2: real and imaginary parts, no sign constraint).
         lam: TV weight in image units (as :func:`recon.baselines.fista_tv.fista_tv`'s).
         gamma: (B,) anchor weight per image, >= 0.
+        n_iter: FISTA iterations.
+        lipschitz: ||A||^2 per image (:func:`recon.baselines.fista_tv.operator_norm_sq`; computed when not given).
     Returns:
         (B, C, N, N) refined images.
     """
-    from recon.baselines.fista_tv import fista, tv_prox
-
     g = gamma.to(anchor.dtype).view(-1, 1, 1, 1)
     lo = 0.0 if anchor.shape[1] == 1 else None
     state = {"dual": None}
@@ -131,7 +131,7 @@ def anchored_tv(measurement: Measurement, y: torch.Tensor, anchor: torch.Tensor,
         x, state["dual"] = tv_prox(v + g * anchor, lam, INNER_ITERATIONS, lo, None, state["dual"])
         return x / (1 + g)
 
-    return fista(measurement, y, prox, n_iter, x0=anchor.clone())
+    return fista(measurement, y, prox, n_iter, x0=anchor.clone(), lipschitz=lipschitz)
 
 
 def choose_anchor_weight(measurement: Measurement, anchor: torch.Tensor, lam: float,
@@ -147,14 +147,16 @@ def choose_anchor_weight(measurement: Measurement, anchor: torch.Tensor, lam: fl
         gamma (B,) and a record of the choice: gamma and the held-out error of each slice.
     """
     fit, held, full = split
-    y_fit = fit.P(full)
+    y_fit, lipschitz = fit.P(full), operator_norm_sq(fit, anchor)
     errors = torch.stack([
-        holdout_error(anchored_tv(fit, y_fit, anchor, lam, torch.full((anchor.shape[0],), g)), measurement, full, held)
+        holdout_error(anchored_tv(fit, y_fit, anchor, lam, torch.full((anchor.shape[0],), g), ITERATIONS, lipschitz),
+                      measurement, full, held)
         for g in ANCHORS])
     # Cross-validation's one-standard-error rule: of the weights whose held-out error is within TOLERANCE of the
     # smallest, the most regularising one (the largest gamma: the most trust in the prior).
     near = errors <= errors.min(0).values * (1 + TOLERANCE)
     chosen = [max(g for g, ok in zip(ANCHORS, column) if ok) for column in near.T.tolist()]
-    record = {"refine_gamma": chosen, "refine_holdout_error": errors.min(0).values.tolist(),
+    record = {"refine_gamma": chosen,
+              "refine_holdout_error": [errors[ANCHORS.index(g), i].item() for i, g in enumerate(chosen)],
               "refine_holdout_every": HOLDOUT_EVERY}
     return torch.tensor(chosen, dtype=anchor.dtype, device=anchor.device), record

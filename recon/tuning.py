@@ -37,10 +37,11 @@ from recon.tasks import Problem
 SNR_RANGES = {"ct-sparse-view": (0.001, 0.4), "ct-mar": (0.001, 0.4), "mri": (0.2, 0.8)}
 # start_sigma (the fast samplers' warm start, model units) up to the prior's sigma_max, searched on a
 # log scale (LOG_SCALE) as it spans decades.
-OPTION_RANGES = {"lam": (0.0, 1.0), "eta": (0.0, 1.0), "start_sigma": (0.03, 10.0)}
+OPTION_RANGES = {"lam": (0.0, 1.0), "eta": (0.0, 1.0), "start_sigma": (0.03, 10.0), "refine_tv": (0.0, 1e-4)}
 LOG_SCALE = ("start_sigma",)
-# The two options tuned for each sampler.
+# The two options tuned for each sampler by default; refine_tv (recon.samplers.defer) on request (`--tune`).
 TUNED_OPTIONS = {"pc": ("lam", "snr"), "ald": ("lam", "snr"), "ddim": ("lam", "eta"), "dds": ("eta", "start_sigma")}
+ON_REQUEST = ("refine_tv",)
 Point = dict[str, float]
 
 
@@ -59,24 +60,30 @@ class TuneResult:
     history: list[dict[str, float]]
 
 
-def search_space(sampler: str, task: str, fixed: Point | None = None, sigma_max: float | None = None
-                 ) -> dict[str, tuple[float, float]]:
+def search_space(sampler: str, task: str, fixed: Point | None = None, sigma_max: float | None = None,
+                 names: tuple[str, ...] | None = None) -> dict[str, tuple[float, float]]:
     """The tuned options of ``sampler`` and their ranges, leaving out those in ``fixed``.
 
-    ``sigma_max`` (the prior's) caps the range of ``start_sigma``.
+    ``sigma_max`` (the prior's) caps the range of ``start_sigma``. ``names``: the options to tune (default
+    TUNED_OPTIONS[sampler]; any of those and ON_REQUEST).
 
-    Raises InputError for samplers without a proximal weight or when nothing is left to tune.
+    Raises InputError for samplers without a proximal weight, names the sampler cannot tune, or when nothing
+    is left to tune.
     """
     if sampler not in TUNED_OPTIONS:
         raise InputError(f"--sampler: {sampler} cannot be tuned; choose one of {', '.join(TUNED_OPTIONS)}")
+    allowed = TUNED_OPTIONS[sampler] + ON_REQUEST
+    names = TUNED_OPTIONS[sampler] if not names else tuple(names)
+    if set(names) - set(allowed):
+        raise InputError(f"--tune: {sampler} tunes {', '.join(allowed)}, not {', '.join(sorted(set(names) - set(allowed)))}")
     fixed = fixed or {}
     ranges = dict(OPTION_RANGES, snr=SNR_RANGES.get(task, SNR_RANGES["ct-sparse-view"]))
     if sigma_max is not None:
         low, high = ranges["start_sigma"]
         ranges["start_sigma"] = (min(low, sigma_max / 2), min(high, sigma_max))
-    space = {name: ranges[name] for name in TUNED_OPTIONS[sampler] if fixed.get(name) is None}
+    space = {name: ranges[name] for name in names if fixed.get(name) is None}
     if not space:
-        raise InputError(f"nothing to tune: {' and '.join(TUNED_OPTIONS[sampler])} are both fixed")
+        raise InputError(f"nothing to tune: {' and '.join(names)} {'are' if len(names) > 1 else 'is'} fixed")
     return space
 
 

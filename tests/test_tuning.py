@@ -321,3 +321,21 @@ def test_recon_tune_dds_saves_its_steps_and_warm_start_as_the_defaults(tiny_prio
     report = json.loads((tmp_path / "again" / "tune.json").read_text())
     assert report["fixed"] == {"start_from": "fista-tv"}
     assert read_profile(tmp_path / "tiny-ct-32.profile.json")["ct-sparse-view"]["dds"]["values"]["start_from"] == "fista-tv"
+
+
+def test_refine_tv_is_tuned_on_request_on_the_real_validation_slices(tiny_priors, tmp_path):
+    from recon.data import real_slices
+
+    assert search_space("dds", "ct-sparse-view", {"eta": 1.0, "start_sigma": 0.1},
+                        names=("eta", "start_sigma", "refine_tv")) == {"refine_tv": (0.0, 1e-4)}
+    with pytest.raises(InputError, match="--tune: pc tunes lam, snr, refine_tv, not eta"):
+        search_space("pc", "mri", names=("eta",))
+    prior = _prior_copy(tiny_priors, "ct", tmp_path)
+    assert main(["tune", "ct", "--projections", "12", "--val", "real", "--prior", prior, "--sampler", "dds",
+                 "--steps", "2", "--eta", "1", "--start-sigma", "0.1", "--tune", "refine_tv", "--calls", "2",
+                 "--quiet", "-o", str(tmp_path / "tune")]) == 0
+    report = json.loads((tmp_path / "tune" / "tune.json").read_text())
+    assert report["val_set"] == {"real_slices": real_slices.names("ct", "validation"), "size": 32}
+    assert set(report["space"]) == {"refine_tv"} and 0 <= report["best"]["refine_tv"] <= 1e-4
+    entry = read_profile(tmp_path / "tiny-ct-32.profile.json")["ct-sparse-view"]["dds"]
+    assert entry["values"]["eta"] == 1 and entry["values"]["refine_tv"] == report["best"]["refine_tv"]

@@ -60,7 +60,11 @@ TASK_OPTIONS = {"ct": (ct.add_arguments, ct.task_from), "mri": (mri.add_argument
 
 
 def _add_tune_arguments(parser: argparse.ArgumentParser, task: str) -> None:
-    parser.add_argument("--val", type=Path, required=True, help="HDF5 slice dataset (see `recon data`)")
+    parser.add_argument("--val", type=Path, required=True,
+                        help="HDF5 slice dataset (see `recon data`), or 'real': the real validation slices of "
+                             "recon.data.real_slices at the prior's size (never a test slice)")
+    parser.add_argument("--tune", nargs="+", metavar="OPTION",
+                        help="the options to tune (default: the sampler's two; refine_tv on request)")
     parser.add_argument("--split", default="val", help="split of the dataset to use (default: val)")
     parser.add_argument("--n", type=int, default=8, help="validation slices, evenly spread over the split (default: 8)")
     parser.add_argument("--calls", type=int, default=40, help="objective evaluations in total (default: 40)")
@@ -116,9 +120,15 @@ def _check_arguments(args: argparse.Namespace) -> None:
         raise InputError("--save-steps: needs --steps and a profile to write (no --no-save)")
 
 
-def _validation_images(args: argparse.Namespace, modality: str) -> tuple[torch.Tensor, list[int]]:
-    """(n, 1, H, W) model-unit slices evenly spread over the split, and their indices."""
-    from recon.data import SliceDataset
+def _validation_images(args: argparse.Namespace, modality: str, size: int) -> tuple[torch.Tensor, dict]:
+    """(n, 1, H, W) model-unit slices evenly spread over the split (or the real validation slices at ``size``),
+    and the record of which they are."""
+    from priors.checkpoint import sha256_file
+    from recon.data import SliceDataset, real_slices
+
+    if str(args.val) == "real":
+        names = real_slices.names(modality, "validation")[:args.n]
+        return torch.cat([real_slices.load(name, size) for name in names]), {"real_slices": names, "size": size}
 
     dataset = SliceDataset(args.val, args.split)
     found = dataset.manifest.get("modality")
@@ -127,7 +137,8 @@ def _validation_images(args: argparse.Namespace, modality: str) -> tuple[torch.T
     if len(dataset) == 0:
         raise InputError(f"--val {args.val}: the {args.split} split is empty")
     indices = sorted({int(i) for i in np.round(np.linspace(0, len(dataset) - 1, min(args.n, len(dataset))))})
-    return torch.stack([dataset[i] for i in indices]), indices
+    return torch.stack([dataset[i] for i in indices]), {"path": str(args.val.resolve()), "sha256": sha256_file(args.val),
+                                                          "split": args.split, "indices": indices}
 
 
 def _problems(task: Task, args: argparse.Namespace, images: torch.Tensor, device: torch.device
@@ -170,7 +181,7 @@ def _fixed_options(prior, task: Task, sampler: str, args: argparse.Namespace) ->
     from recon.tuning import search_space
 
     fixed = {k: v for k, v in sampler_flags(args).items() if k != "steps"}
-    space = search_space(sampler, task.name, fixed, prior.sde.sigma_max)
+    space = search_space(sampler, task.name, fixed, prior.sde.sigma_max, args.tune)
     defaults = sampler_defaults(prior, sampler, task.defaults_key)
     probe = {k: space[k][1] if defaults.get(k) is None else defaults[k] for k in space}
     resolve_options(prior, sampler, task.defaults_key, **fixed, **probe)  # every error before any output
@@ -183,7 +194,6 @@ def _fixed_options(prior, task: Task, sampler: str, args: argparse.Namespace) ->
 
 def run(task: Task, args: argparse.Namespace) -> int:
     """Tune ``task``'s sampler options on the validation slices; returns an exit code."""
-    from priors.checkpoint import sha256_file
     from recon.pipeline import device_from, load_prior, size_mismatch
     from recon.samplers import resolve_options
     from recon.tuning import holdout_objective, metric_objective, save_convergence_plot, search_space, tune
@@ -191,9 +201,9 @@ def run(task: Task, args: argparse.Namespace) -> int:
     _check_arguments(args)
     device = device_from(args.device)
     sampler = args.sampler or DEFAULT_SAMPLER
-    search_space(sampler, task.name, sampler_flags(args))  # refuse an untunable sampler before loading anything
-    images, indices = _validation_images(args, task.modality)
+    search_space(sampler, task.name, sampler_flags(args), names=args.tune)  # refuse before loading anything
     prior = load_prior(task, args.prior, device)
+    images, val_set = _validation_images(args, task.modality, prior.meta.get("size"))
     mismatch = size_mismatch(prior, images.shape[-1], f"--val {args.val}")
     if mismatch:
         raise InputError(mismatch)
@@ -211,8 +221,6 @@ def run(task: Task, args: argparse.Namespace) -> int:
         score_name = "-holdout_error"
     else:
         objective, score_name = gt_objective, args.metric
-    val_set = {"path": str(args.val.resolve()), "sha256": sha256_file(args.val), "split": args.split,
-               "indices": indices}
     settings = {"task": task.name, "measurement": task.describe(), "prior": prior.meta.get("id"),
                 "prior_sha256": prior.meta.get("weights", {}).get("sha256"), "sampler": sampler,
                 "steps": args.steps, "fixed": fixed, "space": space, "objective": score_name,
@@ -226,7 +234,7 @@ def run(task: Task, args: argparse.Namespace) -> int:
     report["wall_time_s"] = round(time.perf_counter() - started, 3)
     report["device"] = str(device)
     save_convergence_plot(result, args.output / "convergence.png", score_name)
-    report["profile"] = None if args.no_save else _save(prior, task, args, report, val_set, len(indices))
+    report["profile"] = None if args.no_save else _save(prior, task, args, report, val_set, images.shape[0])
     with atomic_path(args.output / "tune.json") as tmp:
         tmp.write_text(json.dumps(report, indent=2, default=float))
     point = ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in report["best"].items())

@@ -37,8 +37,8 @@ from recon.tasks import Problem
 SNR_RANGES = {"ct-sparse-view": (0.001, 0.4), "ct-mar": (0.001, 0.4), "mri": (0.2, 0.8)}
 # start_sigma (the fast samplers' warm start, model units) up to the prior's sigma_max, searched on a
 # log scale (LOG_SCALE) as it spans decades.
-OPTION_RANGES = {"lam": (0.0, 1.0), "eta": (0.0, 1.0), "start_sigma": (0.03, 10.0), "refine_tv": (0.0, 1e-4)}
-LOG_SCALE = ("start_sigma",)
+OPTION_RANGES = {"lam": (0.0, 1.0), "eta": (0.0, 1.0), "start_sigma": (0.03, 10.0), "refine_tv": (1e-6, 1e-3)}
+LOG_SCALE = ("start_sigma", "refine_tv")
 # The two options tuned for each sampler by default; refine_tv (recon.samplers.defer) on request (`--tune`).
 TUNED_OPTIONS = {"pc": ("lam", "snr"), "ald": ("lam", "snr"), "ddim": ("lam", "eta"), "dds": ("eta", "start_sigma")}
 ON_REQUEST = ("refine_tv",)

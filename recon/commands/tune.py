@@ -165,7 +165,7 @@ def _progress(total: int, metric: str, quiet: bool):
     def show(call: int, record: dict, best: dict) -> None:
         if quiet:
             return
-        point = " ".join(f"{k} {v:.4f}" for k, v in record.items() if k not in ("score", "seconds"))
+        point = " ".join(f"{k} {v:.4g}" for k, v in record.items() if k not in ("score", "seconds"))
         print(f"call {call}/{total}: {point} -> {metric} {record['score']:.4f} "
               f"(best {best['score']:.4f}) [{record['seconds']:.1f} s]", flush=True)
 
@@ -237,7 +237,7 @@ def run(task: Task, args: argparse.Namespace) -> int:
     report["profile"] = None if args.no_save else _save(prior, task, args, report, val_set, images.shape[0])
     with atomic_path(args.output / "tune.json") as tmp:
         tmp.write_text(json.dumps(report, indent=2, default=float))
-    point = ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in report["best"].items())
+    point = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in report["best"].items())
     print(f"best {point}: {score_name} {result.best_score:.4f} (defaults: {result.history[0]['score']:.4f}); "
           f"wrote {args.output / 'tune.json'}" + (f" and {report['profile']}" if report["profile"] else ""),
           file=sys.stdout)

@@ -110,3 +110,29 @@ def test_a_negative_refine_tv_is_refused_by_name():
 
     with pytest.raises(InputError, match="--refine-tv: must be >= 0"):
         resolve_options(None, "dds", None, refine_tv=-1.0)
+
+
+@pytest.mark.parametrize("kind", ["sparse views", "metal traces"])
+def test_the_batched_grid_chooses_as_one_refinement_per_weight_would(kind):
+    x = torch.cat([disk_phantom(), disk_phantom(shift=3.0)])
+    if kind == "sparse views":
+        m, y, (axis, keep) = sparse_problem(x, views=24)
+    else:  # one metal trace per image: the stacked measurement repeats the masks
+        from operators import metal_trace_ct
+
+        metal = torch.zeros_like(x, dtype=torch.bool)
+        metal[0, 0, 10:12, 10:12], metal[1, 0, 20:22, 14:16] = True, True
+        m, axis, keep = metal_trace_ct(metal), -2, 0
+        y = m.A(x)
+    full = m.P_inv(y)
+    fit, held = defer.holdout_split(m, full, axis, defer.HOLDOUT_EVERY, keep)
+    anchor = torch.cat([x[:1], disk_phantom(shift=-8.0)])  # one right anchor, one wrong
+    _, record = defer.choose_anchor_weight(m, anchor, LAM, (fit, held, full))
+    one_by_one = []
+    for i in range(2):
+        part = (lambda t: t[i:i + 1] if t.shape[0] > 1 else t)
+        single = type(m)(m.transform, type(m.sampling)(part(m.sampling.mask)) if kind != "sparse views" else m.sampling)
+        fit_i, held_i = defer.holdout_split(single, full[i:i + 1], axis, defer.HOLDOUT_EVERY, keep)
+        one_by_one.append(defer.choose_anchor_weight(single, anchor[i:i + 1], LAM, (fit_i, held_i, full[i:i + 1]))[1])
+    assert record["refine_gamma"] == [r["refine_gamma"][0] for r in one_by_one]
+    assert record["refine_gamma"][0] > record["refine_gamma"][1]

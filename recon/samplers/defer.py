@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import torch
 
-from operators import BooleanMask, Measurement, ViewMask
+from operators import BooleanMask, CTTransform, Fourier, Measurement, ViewMask
 from recon.baselines.fista_tv import fista, operator_norm_sq, tv_prox
 from recon.errors import InputError
 
@@ -106,6 +106,22 @@ def holdout_error(x: torch.Tensor, measurement: Measurement, full: torch.Tensor,
 
 # ---------------------------------------------------------------- the refinement
 
+def _repeat(t: torch.Tensor, copies: int) -> torch.Tensor:
+    """``copies`` stacked copies of a batch (B, ...) -> (copies B, ...)."""
+    return t.repeat(copies, *([1] * (t.dim() - 1)))
+
+
+def _stacked(measurement: Measurement, copies: int) -> Measurement | None:
+    """The measurement of ``copies`` stacked copies of its batch, or None when its transform may hold per-image
+    state (coil maps, phases): only CT transforms and the plain Fourier transform are stacked."""
+    if not isinstance(measurement.transform, (CTTransform, Fourier)):
+        return None
+    sampling = measurement.sampling
+    if isinstance(sampling, BooleanMask) and sampling.mask.shape[0] > 1:  # one mask per image (metal traces)
+        sampling = BooleanMask(_repeat(sampling.mask, copies))
+    return Measurement(measurement.transform, sampling, measurement.noise_std)
+
+
 def anchored_tv(measurement: Measurement, y: torch.Tensor, anchor: torch.Tensor, lam: float,
                 gamma: torch.Tensor, n_iter: int = ITERATIONS, lipschitz: torch.Tensor | None = None) -> torch.Tensor:
     """argmin 1/(2L) ||A x - y||^2 + lam TV(x) + gamma/2 ||x - anchor||^2 by FISTA started at the anchor.
@@ -148,10 +164,17 @@ def choose_anchor_weight(measurement: Measurement, anchor: torch.Tensor, lam: fl
     """
     fit, held, full = split
     y_fit, lipschitz = fit.P(full), operator_norm_sq(fit, anchor)
-    errors = torch.stack([
-        holdout_error(anchored_tv(fit, y_fit, anchor, lam, torch.full((anchor.shape[0],), g), ITERATIONS, lipschitz),
-                      measurement, full, held)
-        for g in ANCHORS])
+    copies, batch = len(ANCHORS), anchor.shape[0]
+    stacked = _stacked(fit, copies)
+    if stacked is None:  # one refinement per gamma
+        errors = torch.stack([holdout_error(anchored_tv(fit, y_fit, anchor, lam, torch.full((batch,), g), ITERATIONS,
+                                                        lipschitz), measurement, full, held) for g in ANCHORS])
+    else:  # every gamma in one batch: about twice as fast on a CPU
+        gamma = torch.tensor(ANCHORS, device=anchor.device).repeat_interleave(batch)
+        refined = anchored_tv(stacked, _repeat(y_fit, copies), _repeat(anchor, copies), lam, gamma, ITERATIONS,
+                              _repeat(lipschitz, copies))
+        held = held if held.shape[0] == 1 else _repeat(held, copies)  # a mask shared by the batch stays shared
+        errors = holdout_error(refined, measurement, _repeat(full, copies), held).view(copies, batch)
     # Cross-validation's one-standard-error rule: of the weights whose held-out error is within TOLERANCE of the
     # smallest, the most regularising one (the largest gamma: the most trust in the prior).
     near = errors <= errors.min(0).values * (1 + TOLERANCE)

@@ -157,6 +157,7 @@ def _command_line(args: argparse.Namespace) -> str:
             continue
         if key == "holdout_every" and not args.holdout:
             continue
+        value = " ".join(map(str, value)) if isinstance(value, list) else value
         parts.append(f"--{key.replace('_', '-')}" + ("" if value is True else f" {value}"))
     return " ".join(parts)
 

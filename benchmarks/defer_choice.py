@@ -5,12 +5,12 @@ Usage: python benchmarks/defer_choice.py [--prior ct-128] [--views 10 23 60] [--
 For each validation slice (the real CT validation slices of ``recon.data.real_slices`` at 128², and the
 first ``--phantoms`` slices of the validation split of ``--set``) and view count: FISTA-TV with the weight
 ``recon bench real`` tuned on the real validation slices, the default score method (dds as the prior's
-profile sets it), and for every gamma of ``recon.samplers.defer.ANCHORS`` the refinement of the score result
+profile sets it), and for every mu of ``recon.samplers.defer.ANCHORS`` the refinement of the score result
 
-    min_x 1/(2L) ||A x - y||^2 + lam TV(x) + gamma/2 ||x - x_score||^2
+    min_x 1/(2L) ||A x - y||^2 + lam TV(x) + mu/2 ||x - x_score||^2
 
 with its PSNR (hindsight) and its held-out error (what ``refine_tv`` decides by: every 6th view held out,
-the score method and the refinement on the rest). Prints a markdown table: the gamma the rule chooses, its
+the score method and the refinement on the rest). Prints a markdown table: the mu the rule chooses, its
 PSNR, the best PSNR in hindsight, TV and score.
 """
 from __future__ import annotations
@@ -57,7 +57,7 @@ def one_case(prior, x: torch.Tensor, views: int) -> dict:
     score = reconstruct(prior, m, y, options, seed=0, progress=False).mean
     hindsight = {g: db(defer.anchored_tv(m, y, score, lam, torch.tensor([g]), defer.FINAL_ITERATIONS))
                  for g in defer.ANCHORS}
-    chosen = record["refine_gamma"][0]
+    chosen = record["refine_mu"][0]
     return {"tv": db(BASELINES["fista-tv"](m, y, lam=lam)), "score": db(score), "chosen": chosen,
             "chosen_db": hindsight[chosen], "best": max(hindsight, key=hindsight.get),
             "best_db": max(hindsight.values())}
@@ -74,7 +74,7 @@ def main() -> None:
     args = parser.parse_args()
     prior = priors.load(args.prior, "cpu")
     print(header(f"Held-out choice of the anchor weight, prior {args.prior}, 128²") + "\n")
-    print("| slice | views | FISTA-TV | score | chosen gamma | refined | best gamma (hindsight) | best |")
+    print("| slice | views | FISTA-TV | score | chosen mu | refined | best mu (hindsight) | best |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for views in args.views:
         for name, x in cases(args.phantoms, args.set):

@@ -1,4 +1,4 @@
-"""Deferring to the data (recon.samplers.defer): the anchored TV refinement and its held-out choice of gamma."""
+"""Deferring to the data (recon.samplers.defer): the anchored TV refinement and its held-out choice of the anchor weight mu."""
 import pytest
 import torch
 
@@ -36,7 +36,7 @@ def test_a_large_anchor_weight_returns_the_anchor_and_zero_minimises_the_tv_obje
     free = defer.anchored_tv(m, y, anchor, LAM, torch.tensor([0.0]), 300)
     reference = fista_tv(m, y, lam=LAM, n_iter=300)
     lipschitz = operator_norm_sq(m, x)
-    # gamma = 0 is FISTA-TV's problem started elsewhere: the same objective value, to FISTA's O(1/k^2) accuracy
+    # mu = 0 is FISTA-TV's problem started elsewhere: the same objective value, to FISTA's O(1/k^2) accuracy
     f_free, f_ref = (float(tv_objective(m, y, image, LAM, lipschitz)) for image in (free, reference))
     assert abs(f_free - f_ref) <= 0.01 * f_ref
 
@@ -45,10 +45,10 @@ def test_each_image_of_a_batch_gets_its_own_anchor_weight():
     x = torch.cat([disk_phantom(), disk_phantom(shift=3.0)])
     m, y, _ = sparse_problem(x)
     anchor = x.flip(0)  # each image anchored at the other one
-    gamma = torch.tensor([0.0, 1e-2])
-    batch = defer.anchored_tv(m, y, anchor, LAM, gamma, 50)
+    mu = torch.tensor([0.0, 1e-2])
+    batch = defer.anchored_tv(m, y, anchor, LAM, mu, 50)
     for i in range(2):
-        single = defer.anchored_tv(m, y[i:i + 1], anchor[i:i + 1], LAM, gamma[i:i + 1], 50)
+        single = defer.anchored_tv(m, y[i:i + 1], anchor[i:i + 1], LAM, mu[i:i + 1], 50)
         # float32 sums in another order over 50 iterations of a contraction: a few ulps of the image scale
         assert torch.allclose(batch[i:i + 1], single, atol=1e-5)
 
@@ -59,10 +59,10 @@ def test_the_held_out_lines_trust_a_right_anchor_and_overrule_a_wrong_one():
     full = m.P_inv(y)
     split = (*defer.holdout_split(m, full, axis, defer.HOLDOUT_EVERY, keep), full)
     _, record = defer.choose_anchor_weight(m, x, LAM, split)
-    assert record["refine_gamma"] == [max(defer.ANCHORS)]
+    assert record["refine_mu"] == [max(defer.ANCHORS)]
     wrong_anchor = disk_phantom(shift=-8.0)  # the insert on the other side: the held-out views see it
     _, record = defer.choose_anchor_weight(m, wrong_anchor, LAM, split)
-    assert record["refine_gamma"][0] <= sorted(defer.ANCHORS)[1]  # gamma = 0 or the next: (almost) plain TV
+    assert record["refine_mu"][0] <= sorted(defer.ANCHORS)[1]  # mu = 0 or the next: (almost) plain TV
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +79,7 @@ def test_reconstruct_with_refine_tv_runs_the_sampler_twice_and_records_the_choic
     deferred = reconstruct(prior, m, y, resolve_options(prior, "dds", None, steps=4, refine_tv=LAM),
                            progress=False, holdout=holdout)
     assert deferred.nfe == 2 * plain.nfe
-    assert deferred.params["refine_tv"] == LAM and deferred.params["refine_gamma"][0] in defer.ANCHORS
+    assert deferred.params["refine_tv"] == LAM and deferred.params["refine_mu"][0] in defer.ANCHORS
     assert deferred.mean.shape == plain.mean.shape
     with pytest.raises(ValueError, match="holdout"):
         reconstruct(prior, m, y, resolve_options(prior, "dds", None, steps=4, refine_tv=LAM), progress=False)
@@ -92,7 +92,7 @@ def test_refinement_is_skipped_and_said_when_every_measured_line_is_protected(pr
                          resolve_options(prior, "dds", None, steps=3, refine_tv=1e-4), progress=False,
                          holdout=problem.holdout)
     assert result.params["refine"].startswith("skipped: too few measured lines")
-    assert "refine_gamma" not in result.params
+    assert "refine_mu" not in result.params
 
 
 def test_the_mri_task_protects_its_fully_sampled_centre():
@@ -134,5 +134,5 @@ def test_the_batched_grid_chooses_as_one_refinement_per_weight_would(kind):
         single = type(m)(m.transform, type(m.sampling)(part(m.sampling.mask)) if kind != "sparse views" else m.sampling)
         fit_i, held_i = defer.holdout_split(single, full[i:i + 1], axis, defer.HOLDOUT_EVERY, keep)
         one_by_one.append(defer.choose_anchor_weight(single, anchor[i:i + 1], LAM, (fit_i, held_i, full[i:i + 1]))[1])
-    assert record["refine_gamma"] == [r["refine_gamma"][0] for r in one_by_one]
-    assert record["refine_gamma"][0] > record["refine_gamma"][1]
+    assert record["refine_mu"] == [r["refine_mu"][0] for r in one_by_one]
+    assert record["refine_mu"][0] > record["refine_mu"][1]

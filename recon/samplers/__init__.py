@@ -250,10 +250,10 @@ def _deferred(prior, measurement, y: torch.Tensor, options: SamplerOptions, hold
         return result
     chosen = reconstruct(prior, fit, fit.P(full), plain, **run)
     with torch.no_grad():
-        gamma, record = defer.choose_anchor_weight(measurement, chosen.mean, options.refine_tv, (fit, held, full))
+        mu, record = defer.choose_anchor_weight(measurement, chosen.mean, options.refine_tv, (fit, held, full))
     inner = reconstruct(prior, measurement, y, plain, **run)
     with torch.no_grad():
-        mean = defer.anchored_tv(measurement, y, inner.mean, options.refine_tv, gamma, defer.FINAL_ITERATIONS)
+        mean = defer.anchored_tv(measurement, y, inner.mean, options.refine_tv, mu, defer.FINAL_ITERATIONS)
     params = {**inner.params, "refine_tv": options.refine_tv, **record, "nfe": chosen.nfe + inner.nfe}
     return Reconstruction(mean=mean, std=inner.std, samples=inner.samples, nfe=chosen.nfe + inner.nfe, params=params)
 

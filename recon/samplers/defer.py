@@ -4,16 +4,16 @@ A score prior trained on one kind of anatomy pulls unfamiliar content towards wh
 measurements do not stop it (real slices, benchmarks/RESULTS.md). With ``refine_tv`` > 0 the samplers
 finish with
 
-    x = argmin_x  1/(2L) ||A x - y||^2 + refine_tv TV(x) + gamma/2 ||x - a||^2,   x >= 0 (one-channel images)
+    x = argmin_x  1/(2L) ||A x - y||^2 + refine_tv TV(x) + mu/2 ||x - a||^2,   x >= 0 (one-channel images)
 
-where ``a`` is the sampler's result and L = ||A||^2 (so gamma is relative to the strongest data direction).
-gamma = 0 is FISTA-TV started at ``a``; large gamma returns ``a``. gamma is chosen per slice by the data
+where ``a`` is the sampler's result and L = ||A||^2 (so mu is relative to the strongest data direction).
+mu = 0 is FISTA-TV started at ``a``; large mu returns ``a``. mu is chosen per slice by the data
 themselves: every HOLDOUT_EVERY-th measured line (sinogram view, k-space column outside the fully sampled
-centre) is held out, the sampler runs on the rest, each gamma of ANCHORS refines on the rest, and the gamma
+centre) is held out, the sampler runs on the rest, each mu of ANCHORS refines on the rest, and the mu
 whose image predicts the held-out lines best is kept (of those within TOLERANCE of the best, the largest).
-The sampler then runs again on all lines, and the final image refines that result with the chosen gamma
-(FINAL_ITERATIONS). Where the prior knows the anatomy the held-out lines pick a positive gamma; where it
-does not they pick gamma near 0, the TV answer. The sampler runs twice (twice its NFE): an anchor from the
+The sampler then runs again on all lines, and the final image refines that result with the chosen mu
+(FINAL_ITERATIONS). Where the prior knows the anatomy the held-out lines pick a positive mu; where it
+does not they pick mu near 0, the TV answer. The sampler runs twice (twice its NFE): an anchor from the
 fitted lines alone was 1-3 dB worse than one from all of them.
 
 Measured on the real validation slices and generated phantoms: benchmarks/RESULTS.md, "Deferring to the
@@ -28,15 +28,15 @@ from recon.baselines.fista_tv import fista, operator_norm_sq, tv_prox
 from recon.errors import InputError
 
 ANCHORS = (0.0, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2)
-"""The anchor weights gamma tried per slice (0: plain TV from the sampler's image)."""
+"""The anchor weights mu tried per slice (0: plain TV from the sampler's image)."""
 TOLERANCE = 0.02
-"""Held-out errors within 2 % of the smallest count as equal, and the largest such gamma is chosen."""
+"""Held-out errors within 2 % of the smallest count as equal, and the largest such mu is chosen."""
 HOLDOUT_EVERY = 6
 """Every 6th measured line is held out for the choice (23 views: 4 of them)."""
 ITERATIONS = 100
 """FISTA iterations of each refinement on the fitted lines, started at the anchor."""
 FINAL_ITERATIONS = 300
-"""FISTA iterations of the final refinement on all lines: FISTA-TV's own, so that gamma = 0 gives its answer."""
+"""FISTA iterations of the final refinement on all lines: FISTA-TV's own, so that mu = 0 gives its answer."""
 INNER_ITERATIONS = 10
 """Dual iterations of each TV proximal step (warm-started)."""
 
@@ -123,26 +123,26 @@ def _stacked(measurement: Measurement, copies: int) -> Measurement | None:
 
 
 def anchored_tv(measurement: Measurement, y: torch.Tensor, anchor: torch.Tensor, lam: float,
-                gamma: torch.Tensor, n_iter: int = ITERATIONS, lipschitz: torch.Tensor | None = None) -> torch.Tensor:
-    """argmin 1/(2L) ||A x - y||^2 + lam TV(x) + gamma/2 ||x - anchor||^2 by FISTA started at the anchor.
+                mu: torch.Tensor, n_iter: int = ITERATIONS, lipschitz: torch.Tensor | None = None) -> torch.Tensor:
+    """argmin 1/(2L) ||A x - y||^2 + lam TV(x) + mu/2 ||x - anchor||^2 by FISTA started at the anchor.
 
     Args:
         measurement, y: the problem; y (B, ...) as ``measurement.A`` returns it.
         anchor: (B, C, N, N) the sampler's images (C = 2: real and imaginary parts, no sign constraint).
         lam: TV weight in image units (as :func:`recon.baselines.fista_tv.fista_tv`'s).
-        gamma: (B,) anchor weight per image, >= 0.
+        mu: (B,) anchor weight per image, >= 0.
         n_iter: FISTA iterations.
         lipschitz: ||A||^2 per image (:func:`recon.baselines.fista_tv.operator_norm_sq`; computed when not given).
     Returns:
         (B, C, N, N) refined images.
     """
-    g = gamma.to(anchor.dtype).view(-1, 1, 1, 1)
+    g = mu.to(anchor.dtype).view(-1, 1, 1, 1)
     lo = 0.0 if anchor.shape[1] == 1 else None
     state = {"dual": None}
 
-    # The prox of lam TV + gamma/2 ||x - a||^2 at unit step is the TV prox of (v + gamma a) / (1 + gamma) with
-    # weight lam / (1 + gamma); TV's prox is positively homogeneous (prox_{s lam}(b) = s prox_lam(b / s), the
-    # bound 0 too), so one scalar weight serves every gamma of the batch.
+    # The prox of lam TV + mu/2 ||x - a||^2 at unit step is the TV prox of (v + mu a) / (1 + mu) with
+    # weight lam / (1 + mu); TV's prox is positively homogeneous (prox_{s lam}(b) = s prox_lam(b / s), the
+    # bound 0 too), so one scalar weight serves every mu of the batch.
     def prox(v: torch.Tensor) -> torch.Tensor:
         x, state["dual"] = tv_prox(v + g * anchor, lam, INNER_ITERATIONS, lo, None, state["dual"])
         return x / (1 + g)
@@ -152,7 +152,7 @@ def anchored_tv(measurement: Measurement, y: torch.Tensor, anchor: torch.Tensor,
 
 def choose_anchor_weight(measurement: Measurement, anchor: torch.Tensor, lam: float,
                          split: tuple[Measurement, torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, dict]:
-    """Each slice's gamma of ANCHORS: the one whose refinement on the fitted lines predicts the held-out ones best.
+    """Each slice's mu of ANCHORS: the one whose refinement on the fitted lines predicts the held-out ones best.
 
     Args:
         measurement: the whole measurement.
@@ -160,26 +160,26 @@ def choose_anchor_weight(measurement: Measurement, anchor: torch.Tensor, lam: fl
         lam: TV weight (``refine_tv``).
         split: (fit, held, full) from :func:`holdout_split` and ``measurement.P_inv(y)``.
     Returns:
-        gamma (B,) and a record of the choice: gamma and the held-out error of each slice.
+        mu (B,) and a record of the choice: mu and the held-out error of each slice.
     """
     fit, held, full = split
     y_fit, lipschitz = fit.P(full), operator_norm_sq(fit, anchor)
     copies, batch = len(ANCHORS), anchor.shape[0]
     stacked = _stacked(fit, copies)
-    if stacked is None:  # one refinement per gamma
+    if stacked is None:  # one refinement per mu
         errors = torch.stack([holdout_error(anchored_tv(fit, y_fit, anchor, lam, torch.full((batch,), g), ITERATIONS,
                                                         lipschitz), measurement, full, held) for g in ANCHORS])
-    else:  # every gamma in one batch: about twice as fast on a CPU
-        gamma = torch.tensor(ANCHORS, device=anchor.device).repeat_interleave(batch)
-        refined = anchored_tv(stacked, _repeat(y_fit, copies), _repeat(anchor, copies), lam, gamma, ITERATIONS,
+    else:  # every mu in one batch: about twice as fast on a CPU
+        mu = torch.tensor(ANCHORS, device=anchor.device).repeat_interleave(batch)
+        refined = anchored_tv(stacked, _repeat(y_fit, copies), _repeat(anchor, copies), lam, mu, ITERATIONS,
                               _repeat(lipschitz, copies))
         held = held if held.shape[0] == 1 else _repeat(held, copies)  # a mask shared by the batch stays shared
         errors = holdout_error(refined, measurement, _repeat(full, copies), held).view(copies, batch)
     # Cross-validation's one-standard-error rule: of the weights whose held-out error is within TOLERANCE of the
-    # smallest, the most regularising one (the largest gamma: the most trust in the prior).
+    # smallest, the most regularising one (the largest mu: the most trust in the prior).
     near = errors <= errors.min(0).values * (1 + TOLERANCE)
     chosen = [max(g for g, ok in zip(ANCHORS, column) if ok) for column in near.T.tolist()]
-    record = {"refine_gamma": chosen,
+    record = {"refine_mu": chosen,
               "refine_holdout_error": [errors[ANCHORS.index(g), i].item() for i, g in enumerate(chosen)],
               "refine_holdout_every": HOLDOUT_EVERY}
     return torch.tensor(chosen, dtype=anchor.dtype, device=anchor.device), record

@@ -4,7 +4,8 @@ Usage: python benchmarks/defer_choice.py [--prior ct-128] [--views 10 23 60] [--
 
 For each validation slice (the real CT validation slices of ``recon.data.real_slices`` at 128², and the
 first ``--phantoms`` slices of the validation split of ``--set``) and view count: FISTA-TV with the weight
-``recon bench real`` tuned on the real validation slices, the default score method (dds as the prior's
+``recon bench real`` tuned on the real validation slices (other view counts: the prior's ``refine_tv``), the
+default score method (dds as the prior's
 profile sets it), and for every mu of ``recon.samplers.defer.ANCHORS`` the refinement of the score result
 
     min_x 1/(2L) ||A x - y||^2 + lam TV(x) + mu/2 ||x - x_score||^2
@@ -47,7 +48,8 @@ def one_case(prior, x: torch.Tensor, views: int) -> dict:
 
     task = SparseViewCT(projections=views)
     problem = task.problem(x, 0)
-    m, y, lam = problem.measurement, problem.y, TUNED_LAM[views]
+    options = resolve_options(prior, DEFAULT_SAMPLER, task.defaults_key)
+    m, y, lam = problem.measurement, problem.y, TUNED_LAM.get(views, options.refine_tv)
     options = resolve_options(prior, DEFAULT_SAMPLER, task.defaults_key, refine_tv=0.0)
     full = m.P_inv(y)
     axis, keep_center = problem.holdout

@@ -63,7 +63,7 @@ def main() -> None:
             problem = task.problem(x, 0)
             m, y, lam = problem.measurement, problem.y, TUNED_LAM.get(views, 1e-5)
             tv = BASELINES["fista-tv"](m, y, lam=lam)
-            options = resolve_options(prior, DEFAULT_SAMPLER, task.defaults_key)
+            options = resolve_options(prior, DEFAULT_SAMPLER, task.defaults_key, refine_tv=0.0)  # before refinement
             score = reconstruct(prior, m, y, options, seed=0, progress=False).mean
             refined = [anchored_tv(m, y, score, lam, g) for g in args.gammas]
             cells = [float(np.atleast_1d(psnr(image, x))[0]) for image in [tv, score, *refined]]

@@ -61,7 +61,8 @@ def _one(size: int, views: int, method: str) -> dict:
         options = resolve_options(prior, DEFAULT_SAMPLER, task.defaults_key)
 
         def run():
-            return reconstruct(prior, problem.measurement, problem.y, options, progress=False).mean
+            return reconstruct(prior, problem.measurement, problem.y, options, progress=False,
+                               holdout=problem.holdout).mean
     else:
         def run():
             return BASELINES[method](problem.measurement, problem.y)

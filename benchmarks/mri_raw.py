@@ -63,7 +63,8 @@ def evaluate(path: Path, truth, task: UndersampledMRI, prior, steps: int | None)
     for method in METHODS:
         started = time.perf_counter()
         if method == "score":
-            result = reconstruct(prior, problem.measurement, problem.y, options, progress=False)
+            result = reconstruct(prior, problem.measurement, problem.y, options, progress=False,
+                                 holdout=problem.holdout)
             output, nfe = result.mean, result.nfe
         else:
             output, nfe = BASELINES[method](problem.measurement, problem.y), 0

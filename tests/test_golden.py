@@ -14,6 +14,10 @@ A change of seed or of any sampler option moves the mean by tens of HU. The MAR 
 when the Radon matrix came to be stored for the representative views only (round-off changes) and the
 simulated scan's Poisson counts came to be drawn by inverse CDF (``recon.metal.simulate.poisson_counts``):
 before, torch.poisson's rejection sampler turned a one-count round-off change into new noise everywhere.
+The score cases run with ``--refine-tv 0``: the refinement's per-slice choice of its anchor weight is a
+discrete decision between held-out errors that can lie within 1e-3 of each other (measured on these
+inputs), so round-off on another CPU may flip it; tests/test_defer.py tests the refinement instead. All
+cases were re-recorded when ct-128 was fine-tuned on head phantoms.
 """
 from __future__ import annotations
 
@@ -32,11 +36,11 @@ FIXTURE = Path(__file__).parent / "fixtures" / "golden.npz"
 ONE_HU = 1 / 4000
 CASES = {  # name: (verb, method, extra arguments)
     "ct-fbp": ("ct", "fbp", ["--projections", "23"]),
-    "ct-score": ("ct", "score", ["--projections", "23", "--steps", "10"]),
+    "ct-score": ("ct", "score", ["--projections", "23", "--steps", "10", "--refine-tv", "0"]),
     "mri-zero-filled": ("mri", "zero-filled", ["--accel", "8"]),
-    "mri-score": ("mri", "score", ["--accel", "8", "--steps", "10"]),
+    "mri-score": ("mri", "score", ["--accel", "8", "--steps", "10", "--refine-tv", "0"]),
     "mar-li": ("mar", "li", ["--simulate-metal"]),
-    "mar-score": ("mar", "score", ["--simulate-metal", "--steps", "10"]),
+    "mar-score": ("mar", "score", ["--simulate-metal", "--steps", "10", "--refine-tv", "0"]),
 }
 
 

@@ -8,8 +8,8 @@ method (dds, 50 NFE, the bundled ct-128 prior), and the refinement
 
     min_x 1/(2L) ||A x - y||^2 + lam TV(x) + gamma/2 ||x - x_score||^2
 
-by 100 FISTA iterations started at x_score, for each ``--gammas`` (gamma 0: FISTA-TV warm-started at the
-score result). Prints a markdown table of PSNR (dB).
+by 100 FISTA iterations started at x_score (:func:`recon.samplers.defer.anchored_tv`, whose mu is gamma here),
+for each ``--gammas`` (gamma 0: FISTA-TV warm-started at the score result). Prints a markdown table of PSNR (dB).
 """
 from __future__ import annotations
 
@@ -23,28 +23,12 @@ TUNED_LAM = {10: 5.75e-5, 23: 1.81e-5, 60: 1.23e-5}
 """FISTA-TV weights tuned on the validation slices at 128² by `recon bench real` (commit 4bcefe3)."""
 
 
-def anchored_tv(measurement, y: torch.Tensor, anchor: torch.Tensor, lam: float, gamma: float,
-                n_iter: int = 100) -> torch.Tensor:
-    """The refinement above, (B, 1, N, N): the prox of lam TV + gamma/2 ||x - anchor||^2 at unit step is the
-    TV prox of (v + gamma anchor) / (1 + gamma) with weight lam / (1 + gamma)."""
-    from recon.baselines.fista_tv import fista, tv_prox
-
-    state = {"dual": None}
-
-    def prox(v: torch.Tensor) -> torch.Tensor:
-        x, state["dual"] = tv_prox((v + gamma * anchor) / (1 + gamma), lam / (1 + gamma), 10, 0.0, None,
-                                   state["dual"])
-        return x
-
-    return fista(measurement, y, prox, n_iter, x0=anchor.clone())
-
-
 def main() -> None:
     import priors
     from recon.data import real_slices
     from recon.methods import BASELINES
     from recon.metrics import psnr
-    from recon.samplers import DEFAULT_SAMPLER, reconstruct, resolve_options
+    from recon.samplers import DEFAULT_SAMPLER, defer, reconstruct, resolve_options
     from recon.tasks import SparseViewCT
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -65,7 +49,7 @@ def main() -> None:
             tv = BASELINES["fista-tv"](m, y, lam=lam)
             options = resolve_options(prior, DEFAULT_SAMPLER, task.defaults_key, refine_tv=0.0)  # before refinement
             score = reconstruct(prior, m, y, options, seed=0, progress=False).mean
-            refined = [anchored_tv(m, y, score, lam, g) for g in args.gammas]
+            refined = [defer.anchored_tv(m, y, score, lam, torch.tensor([g]), 100) for g in args.gammas]
             cells = [float(np.atleast_1d(psnr(image, x))[0]) for image in [tv, score, *refined]]
             print(f"| {name} | {views} | " + " | ".join(f"{c:.2f}" for c in cells) + " |", flush=True)
 

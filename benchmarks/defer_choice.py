@@ -17,6 +17,7 @@ PSNR, the best PSNR in hindsight, TV and score.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 
 import numpy as np
 import torch
@@ -48,9 +49,9 @@ def one_case(prior, x: torch.Tensor, views: int) -> dict:
 
     task = SparseViewCT(projections=views)
     problem = task.problem(x, 0)
-    options = resolve_options(prior, DEFAULT_SAMPLER, task.defaults_key)
-    m, y, lam = problem.measurement, problem.y, TUNED_LAM.get(views, options.refine_tv)
-    options = resolve_options(prior, DEFAULT_SAMPLER, task.defaults_key, refine_tv=0.0)
+    profile = resolve_options(prior, DEFAULT_SAMPLER, task.defaults_key)
+    m, y, lam = problem.measurement, problem.y, TUNED_LAM.get(views, profile.refine_tv)
+    options = dataclasses.replace(profile, refine_tv=0.0)  # the score result before the refinement
     full = m.P_inv(y)
     axis, keep_center = problem.holdout
     fit, held = defer.holdout_split(m, full, axis, defer.HOLDOUT_EVERY, keep_center)

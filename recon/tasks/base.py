@@ -26,6 +26,10 @@ from operators import Measurement, Radon
 METRICS_NOTE = "PSNR/SSIM: data range 1 on model units, whole image, output clipped to [0, 1]"
 
 
+SINOGRAM_VIEWS = (-2, 0)
+"""The held-out layout of CT measurements: sinogram views (axis -2 of T's output), none protected."""
+
+
 @dataclass
 class Problem:
     """One slice batch's inverse problem.
@@ -47,7 +51,7 @@ class Problem:
     reference: torch.Tensor | None
     keep: torch.Tensor | None = None
     finish: Callable[[torch.Tensor], torch.Tensor] | None = None
-    holdout: tuple[int, int] = (-2, 0)
+    holdout: tuple[int, int] = SINOGRAM_VIEWS
 
     def finished(self, images: torch.Tensor) -> torch.Tensor:
         """``images`` after the task's post-processing."""
@@ -126,7 +130,7 @@ class Task:
 
     def holdout_layout(self, size: int) -> tuple[int, int]:
         """(axis of the measured lines, lines never held out) for ground-truth-free tuning: sinogram views."""
-        return -2, 0
+        return SINOGRAM_VIEWS
 
     def record(self) -> dict[str, Any]:
         """The task and its settings as JSON values."""

@@ -65,6 +65,7 @@ class CTTransform:
     geometry: Any
     window: str
     _projector: Any
+    takes_views = True  # forward / adjoint compute only the given views
 
     @property
     def size(self) -> int:

@@ -14,10 +14,10 @@ Tasks and methods (:data:`METHODS`):
   LI, NMAR, score;
 * MRI at 4x / 8x / 24x: zero-filled, CS-TV, U-Net, score.
 
-Sizes: ``128`` resizes every slice to 128² (:func:`recon.data.real_slices.load`); ``native`` runs the
-classical methods on the slice's own grid and the score method on the prior's grid, its result resized
-back (``recon ct --resample``; the measurement simulated on that grid). The supervised networks run at
-128² only, the size they were trained at.
+Sizes: ``128`` resizes every slice to 128² (:func:`recon.data.real_slices.load`); ``native`` runs every
+method on the slice's own grid against the measurement simulated there (the score method samples on the
+prior's 128² grid through A U and, with ``refine_tv``, refines on the slice's grid, as ``recon ct`` without
+``--resample`` does). The supervised networks run at 128² only, the size they were trained at.
 
 Tuning (:func:`tune_weight`): per task, setting and size, ``lam`` of FISTA-TV / CS-TV maximises the mean
 PSNR over the modality's validation slices, by :func:`recon.tuning.tune` (Gaussian-process Bayesian
@@ -152,15 +152,10 @@ def tune_weight(method: str, task: Task, validation: list[Case], calls: int, see
 
 
 def _methods(plan: Plan, key: str, size: str, prior) -> list[Method]:
-    """The methods of task key ``key`` at ``size``: score methods on the prior's grid, the supervised
-    networks left out at native size."""
-    methods = []
-    for method in plan.methods.get(key, []):
-        if method.is_score:
-            methods.append(dataclasses.replace(method, grid=prior.meta["size"]))
-        elif size == "128" or method.name in CLASSICAL:
-            methods.append(method)
-    return methods
+    """The methods of task key ``key`` at ``size``: the supervised networks left out at native size (the score
+    methods run on the slice's grid, sampling on the prior's through A U, :func:`recon.samplers.reconstruct`)."""
+    return [method for method in plan.methods.get(key, [])
+            if method.is_score or size == "128" or method.name in CLASSICAL]
 
 
 def run(plan: Plan, priors_by_modality: dict, device: torch.device | str, output: Path,

@@ -37,7 +37,8 @@ class RunSettings:
         options: sampler options the user set (steps, snr, lam, eta, ...); None values are not set.
         samples: posterior samples K (K > 1 also writes a std map).
         batch_size: slices reconstructed together.
-        resample: resize slices to the prior's size (and back) when they differ.
+        resample: resize slices to the prior's size and reconstruct there (False: on the slice's own grid,
+            the prior sampling on its grid through A U, :func:`recon.samplers.reconstruct`).
         square: what to do with non-square slices: "refuse", "pad" or "crop".
         force_modality: read a DICOM input whose Modality is not the task's (PT, NM, ...) as the task's.
         seed: seed of simulated noise and of the sampler (plus the index of the batch's first slice).
@@ -132,11 +133,13 @@ def _run(task: Task, source: Path, settings: RunSettings, device: torch.device, 
         from recon.samplers import DEFAULT_SAMPLER, resolve_options
 
         prior = load_prior(task, settings.prior, device)
-        mismatch = size_mismatch(prior, scan.side, str(source))
-        if mismatch and not settings.resample:
-            raise InputError(f"{mismatch}; pass --resample to resize")
         options = resolve_options(prior, settings.sampler or DEFAULT_SAMPLER, task.defaults_key, **settings.options)
-        size = prior.meta["size"]
+        if settings.resample:
+            size = prior.meta["size"]
+        elif scan.side < prior.meta["size"]:
+            raise InputError(f"{source}: slices are {scan.side}x{scan.side}, smaller than prior "
+                             f"{prior.meta['id']}'s {prior.meta['size']}x{prior.meta['size']} grid; pass --resample "
+                             "to enlarge them")
 
     folder = _open_output(settings, scan.volume, shard)
     try:

@@ -217,7 +217,7 @@ def test_same_seed_same_output(tmp_path, tiny_priors):
 @pytest.mark.parametrize("verb, prior, size, message", [
     ("ct", "mri", N, "trained on mri"),
     ("mri", "ct", N, "trained on ct"),
-    ("ct", "ct", 48, "--resample"),
+    ("ct", "ct", 16, "--resample"),
 ])
 def test_wrong_prior_is_one_line_exit_2(tmp_path, capsys, tiny_priors, verb, prior, size, message):
     source = tmp_path / "image.npy"
@@ -229,6 +229,21 @@ def test_wrong_prior_is_one_line_exit_2(tmp_path, capsys, tiny_priors, verb, pri
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("recon: error:") and message in err[0]
     assert not out.exists()
+
+
+def test_a_larger_slice_is_reconstructed_on_its_own_grid(tmp_path, tiny_priors):
+    """Without --resample a 48² slice keeps its grid: the prior samples on its 32² grid through A U, and the
+    output, like the measurement, is 48²."""
+    source = tmp_path / "image.npy"
+    np.save(source, np.pad(np.full((32, 32), 0.4, np.float32), 8))
+    out = tmp_path / "out"
+    report = score_run("ct", str(source), out, tiny_priors["ct"], "--projections", "8", "--sampler", "dds",
+                       "--refine-tv", "1e-4")
+    image = np.load(next(out.glob("*.npy")))
+    assert image.shape[-2:] == (48, 48)
+    params = report["parameters"]
+    assert (params["prior_grid"], params["output_grid"]) == (32, 48)
+    assert params["final_projection"] is False and params["refine_mu"]
 
 
 def test_without_sampler_the_default_sampler_runs(tmp_path, tiny_priors):

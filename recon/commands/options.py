@@ -39,7 +39,8 @@ def add_common_arguments(parser: argparse.ArgumentParser, task_methods: tuple[st
     parser.add_argument("--batch-size", type=int, default=8,
                         help="slices reconstructed together (under torchrun: per process and batch)")
     parser.add_argument("--resample", action="store_true",
-                        help="resize slices to the prior's size (and back) when they differ")
+                        help="resize slices to the prior's size and reconstruct there (default: the slice's own "
+                             "grid, the prior sampling on its grid through A U and the refinement on the slice's)")
     parser.add_argument("--square", choices=("refuse", "pad", "crop"), default="refuse",
                         help="what to do with non-square slices (default: refuse)")
     parser.add_argument("--force-modality", action="store_true",

@@ -27,6 +27,7 @@ from typing import Callable
 
 import torch
 
+from operators import on_coarse_grid
 from recon.errors import InputError
 from recon.samplers import ald, core, decomposed, defer, langevin, pc, score_sde
 from recon.samplers.consistency import DataConsistency, default_form, project, proximal_measurement
@@ -190,6 +191,11 @@ def reconstruct(prior, measurement, y: torch.Tensor, options: SamplerOptions | N
                 holdout: tuple[int, int] | None = None) -> Reconstruction:
     """Sample the posterior p(x | y) with a score prior and return the mean of K samples.
 
+    The images are the measurement's (N² images of A). When the prior's grid is another (a 128² prior, a
+    512² scan), the sampler runs on the prior's grid against the same y through A U, U the bilinear
+    interpolation to the measurement's grid (:class:`operators.Upsampled`), and its result is interpolated
+    to N²; with ``refine_tv`` > 0 the refinement then runs on the N² grid (:mod:`recon.samplers.defer`).
+
     Args:
         prior: a :class:`priors.base.ScorePrior` (``sde``, ``meta``, ``score``).
         measurement: an :class:`operators.Measurement` (A = P(Lambda) T).
@@ -200,15 +206,39 @@ def reconstruct(prior, measurement, y: torch.Tensor, options: SamplerOptions | N
         seed: slice i of the batch draws from a random stream seeded ``seed + i`` (:mod:`recon.samplers.streams`):
             same seed, same device, same output, whatever else shares the batch.
         progress: show a progress bar.
-        callback: ``callback(level, n_levels, x)`` after every noise level.
+        callback: ``callback(level, n_levels, x)`` after every noise level (x on the prior's grid).
         holdout: (axis, lines never held out) of the measured lines the refinement may hold out
             (``options.refine_tv`` > 0, :mod:`recon.samplers.defer`; the task's :attr:`Problem.holdout`).
     """
     options = resolve_options(prior, DEFAULT_SAMPLER) if options is None else options
     _check(n_samples >= 1, f"--samples: must be >= 1, got {n_samples}")
+    run = {"n_samples": n_samples, "seed": seed, "progress": progress, "callback": callback}
     if options.refine_tv > 0:
-        return _deferred(prior, measurement, y, options, holdout, n_samples=n_samples, seed=seed, progress=progress,
-                         callback=callback)
+        return _deferred(prior, measurement, y, options, holdout, run)
+    return _on_prior_grid(prior, measurement, y, options, run)
+
+
+def _on_prior_grid(prior, measurement, y: torch.Tensor, options: SamplerOptions, run: dict) -> Reconstruction:
+    """The sampler on the prior's grid; its images interpolated to the measurement's grid when that differs."""
+    size = (getattr(prior, "meta", {}) or {}).get("size")
+    native = measurement.A_adjoint(y).shape[-1]
+    if not isinstance(size, int) or size == native:
+        return _sample(prior, measurement, y, options, **run)
+    _check(size < native, f"prior {prior.meta.get('id')!r} is for {size}x{size} images, finer than the "
+                          f"measurement's {native}x{native} grid")
+    coarse = on_coarse_grid(measurement, size, native)
+    if getattr(options, "final_projection", None) is not False:  # a coarser image cannot fit the data exactly
+        options = dataclasses.replace(options, final_projection=False)
+    result = _sample(prior, coarse, y, options, **run)
+    up = coarse.transform.upsample
+    result.params.update(prior_grid=size, output_grid=native)
+    return Reconstruction(mean=up(result.mean), std=None if result.std is None else up(result.std),
+                          samples=up(result.samples), nfe=result.nfe, params=result.params)
+
+
+def _sample(prior, measurement, y: torch.Tensor, options: SamplerOptions, *, n_samples: int, seed: int,
+            progress: bool, callback) -> Reconstruction:
+    """The sampler on the measurement's own grid (the prior's)."""
     with torch.no_grad():
         run, params = _prepare(prior, measurement, y, options)
         # Samples run as one batch (K * B images) unless the mask differs per image (MAR).
@@ -233,10 +263,10 @@ def reconstruct(prior, measurement, y: torch.Tensor, options: SamplerOptions | N
 
 
 def _deferred(prior, measurement, y: torch.Tensor, options: SamplerOptions, holdout: tuple[int, int] | None,
-              **run) -> Reconstruction:
+              run: dict) -> Reconstruction:
     """The anchor weight chosen with the sampler on the fitted lines (:func:`defer.choose_anchor_weight`), then
     the sampler on all lines refined with it (the mean of K samples is refined; ``std`` and ``samples`` stay the
-    sampler's)."""
+    sampler's). The refinement runs on the measurement's grid, whatever the prior's."""
     if holdout is None:
         raise ValueError("refine_tv > 0 needs holdout=(axis, lines never held out), e.g. a task's Problem.holdout")
     axis, keep_center = holdout
@@ -245,13 +275,13 @@ def _deferred(prior, measurement, y: torch.Tensor, options: SamplerOptions, hold
     try:
         fit, held = defer.holdout_split(measurement, full, axis, defer.HOLDOUT_EVERY, keep_center)
     except InputError as error:  # every measured line is protected (the k-space centre alone, 24x on 128 columns)
-        result = reconstruct(prior, measurement, y, plain, **run)
+        result = _on_prior_grid(prior, measurement, y, plain, run)
         result.params.update(refine_tv=options.refine_tv, refine=f"skipped: {error}")
         return result
-    chosen = reconstruct(prior, fit, fit.P(full), plain, **run)
+    chosen = _on_prior_grid(prior, fit, fit.P(full), plain, run)
     with torch.no_grad():
         mu, record = defer.choose_anchor_weight(measurement, chosen.mean, options.refine_tv, (fit, held, full))
-    inner = reconstruct(prior, measurement, y, plain, **run)
+    inner = _on_prior_grid(prior, measurement, y, plain, run)
     with torch.no_grad():
         mean = defer.anchored_tv(measurement, y, inner.mean, options.refine_tv, mu, defer.FINAL_ITERATIONS)
     params = {**inner.params, "refine_tv": options.refine_tv, **record, "nfe": chosen.nfe + inner.nfe}

@@ -58,7 +58,7 @@ def write_case(folder: Path, model: np.ndarray, views: int) -> tuple[Path, Path]
 
 def run_method(geometry: Path, sino: Path, method: str, out: Path) -> float:
     """Run `recon ct` on the sinogram; returns its wall time in seconds."""
-    extra = ["--resample"] if method == "score" else ["--method", method]
+    extra = [] if method == "score" else ["--method", method]
     started = time.perf_counter()
     subprocess.run([sys.executable, "-m", "recon.cli", "ct", "--geometry", str(geometry), str(sino), *extra,
                     "-o", str(out), "--quiet"], check=True, stdout=subprocess.DEVNULL)

@@ -55,7 +55,7 @@ def _build(args: argparse.Namespace) -> int:
 
     if args.source is not None:
         if args.anatomy is not None:
-            raise InputError("--anatomy picks a procedural CT generator; a set --from your scans has their anatomy")
+            raise InputError("--anatomy picks a procedural generator; a set --from your scans has their anatomy")
         return _build_from_scans(args)
     for flag, value in (("--pixel-spacing", args.pixel_spacing), ("--val-fraction", args.val_fraction),
                         ("--test-fraction", args.test_fraction)):
@@ -74,7 +74,7 @@ def _build(args: argparse.Namespace) -> int:
     counts = {"train": args.n, "val": default if args.val is None else args.val,
               "test": default if args.test is None else args.test}
     path = build_dataset(args.modality, args.size, counts, args.output, seed=args.seed,
-                         progress=not args.quiet, workers=args.workers, anatomy=args.anatomy or "thorax")
+                         progress=not args.quiet, workers=args.workers, anatomy=args.anatomy)
     print(f"wrote {path} ({counts['train']} train, {counts['val']} val, {counts['test']} test slices of "
           f"{args.size}x{args.size})")
     return 0
@@ -116,8 +116,9 @@ def register(subparsers) -> None:
                        help="with --from: patients for test (default: 0.1)")
     build.add_argument("--val", type=int, default=None, help="validation slices (default: min(64, n/10))")
     build.add_argument("--test", type=int, default=None, help="test slices (default: min(64, n/10))")
-    build.add_argument("--anatomy", choices=("thorax", "head", "mixed"), default=None,
-                       help="procedural CT sets: thorax (default), head, or mixed (alternating)")
+    build.add_argument("--anatomy", choices=("thorax", "head", "mixed", "brain", "varied"), default=None,
+                       help="procedural sets: CT thorax (default), head or mixed (alternating); MRI brain "
+                            "(the T1 template, default) or varied (randomised contrasts, brains and bodies)")
     build.add_argument("--seed", type=int, default=0)
     build.add_argument("--workers", type=int, default=None, help="processes (default: all CPUs for large builds)")
     build.add_argument("-o", "--output", type=Path, required=True, help="output .h5 file")

@@ -13,7 +13,8 @@ CT slices are :func:`recon.data.phantom_ct.thorax_phantom` images (``anatomy="th
 :func:`recon.data.phantom_head.head_phantom` images (``"head"``) or both alternating (``"mixed"``), each
 split from its own seeds. MR slices come from :mod:`recon.data.mri_slices`: the
 training split augmented, val and test first the held-out template slices
-as they are, then augmented copies of them. Item i of a split is
+as they are, then augmented copies of them; or (``anatomy="varied"``) from
+:mod:`recon.data.mri_varied`, randomised contrasts of brains and bodies. Item i of a split is
 determined by ``(seed, split, i)`` alone, so builds are reproducible
 whatever the number of worker processes. The file is written atomically.
 :mod:`recon.data.from_scans` writes the same layout from the user's own scans.
@@ -32,6 +33,7 @@ from tqdm import tqdm
 
 from recon.data.mri_slices import (EXCLUDED_FROM_TRAIN, MRI_SLICES_VERSION, TEST_SLICES, VAL_SLICES, augmented_slice,
                                    plain_slice, split_indices)
+from recon.data.mri_varied import MRI_VARIED_VERSION, varied_slice
 from recon.data.phantom_ct import PHANTOM_VERSION, thorax_phantom
 from recon.data.phantom_head import HEAD_PHANTOM_VERSION, head_phantom
 from recon.errors import InputError
@@ -57,8 +59,11 @@ SOURCE = {
 CT_PHANTOMS = {"thorax": (thorax_phantom, "recon.data.phantom_ct.thorax_phantom", PHANTOM_VERSION),
                "head": (head_phantom, "recon.data.phantom_head.head_phantom", HEAD_PHANTOM_VERSION)}
 """The CT generators by anatomy: (function (size, seed) -> HU, its name, its version)."""
-ANATOMIES = (*CT_PHANTOMS, "mixed")
-"""``anatomy`` of a CT set: one generator, or ``mixed`` (even items thorax, odd items head)."""
+ANATOMIES = {"ct": (*CT_PHANTOMS, "mixed"), "mri": ("brain", "varied")}
+"""``anatomy`` of a set, per modality. CT: one generator, or ``mixed`` (even items thorax, odd items head).
+MRI: ``brain`` (the T1 template, :mod:`recon.data.mri_slices`) or ``varied`` (randomised contrasts, brain and
+body, :mod:`recon.data.mri_varied`)."""
+DEFAULT_ANATOMY = {"ct": "thorax", "mri": "brain"}
 
 
 def ct_anatomy(anatomy: str, index: int) -> str:
@@ -71,11 +76,15 @@ def item_seed(seed: int, split: str, index: int) -> int:
     return int(np.random.SeedSequence([seed, SPLIT_CODES[split], index]).generate_state(1)[0])
 
 
-def make_item(modality: str, size: int, seed: int, split: str, index: int, anatomy: str = "thorax") -> np.ndarray:
-    """Item ``index`` of ``split``: a (size, size) float32 slice in model units (CT: of ``anatomy``)."""
+def make_item(modality: str, size: int, seed: int, split: str, index: int, anatomy: str | None = None) -> np.ndarray:
+    """Item ``index`` of ``split``: a (size, size) float32 slice in model units, of ``anatomy`` (None: the
+    modality's default)."""
+    anatomy = anatomy or DEFAULT_ANATOMY[modality]
     if modality == "ct":
         phantom = CT_PHANTOMS[ct_anatomy(anatomy, index)][0]
         return hu_to_model(phantom(size, item_seed(seed, split, index))).astype(np.float32)
+    if anatomy == "varied":
+        return varied_slice(split, size, item_seed(seed, split, index), index)
     if split != "train":
         plain = plain_slice(split, size, index)
         if plain is not None:
@@ -100,7 +109,7 @@ def _counts(n: int | dict) -> dict[str, int]:
     return counts
 
 
-def _manifest(modality: str, size: int, counts: dict, seed: int, anatomy: str = "thorax") -> dict:
+def _manifest(modality: str, size: int, counts: dict, seed: int, anatomy: str) -> dict:
     source = SOURCE[modality]
     if modality == "ct" and anatomy == "mixed":
         splits = {s: f"i even: thorax_phantom, i odd: head_phantom (size, item_seed(seed, '{s}', i))" for s in SPLITS}
@@ -112,6 +121,12 @@ def _manifest(modality: str, size: int, counts: dict, seed: int, anatomy: str = 
         splits = {s: f"{name.rsplit('.', 1)[1]}(size, item_seed(seed, '{s}', i))" for s in SPLITS}
         generator = {"name": name, "version": version}
         source = f"procedural {anatomy} phantom ({name}), no patient data"
+    elif anatomy == "varied":
+        splits = {s: f"i even: brain_slice('{s}', size, item_seed(seed, '{s}', i)) (template slices of the split), "
+                     f"i odd: body_slice(size, item_seed(seed, '{s}', i))" for s in SPLITS}
+        generator = {"name": "recon.data.mri_varied", "version": MRI_VARIED_VERSION}
+        source = ("MNI152 2009 T1 template (nilearn) and procedural thorax phantoms, alternating, with randomised "
+                  "MR contrast, field of view, blur, bias field and noise; no patient data")
     else:
         splits = {
             "train": f"augmented template slices k in {split_indices('train')[0]}..{split_indices('train')[-1]} "
@@ -143,21 +158,22 @@ def create_images(handle: h5py.File, split: str, count: int, size: int, growable
 
 
 def build_dataset(modality: str, size: int, n: int | dict, out: Path | str, seed: int = 0,
-                  progress: bool = True, workers: int | None = None, anatomy: str = "thorax") -> Path:
+                  progress: bool = True, workers: int | None = None, anatomy: str | None = None) -> Path:
     """Write a slice dataset to ``out`` (HDF5) and return its path.
 
     ``n`` is the number of training slices (val and test then get
     ``min(64, n // 10)`` each, at least 1) or a dict of counts per split.
     ``workers`` processes generate slices in parallel (default: the CPU
     count for builds of ``PARALLEL_FROM`` slices or more, else 1).
-    ``anatomy`` picks the CT generator (:data:`ANATOMIES`).
+    ``anatomy`` picks the generator (:data:`ANATOMIES`; None: the modality's default).
     """
     if modality not in INTENSITY:
         raise InputError(f"unknown modality {modality!r}; choose ct or mri")
     if not MIN_SIZE <= size <= MAX_SIZE:
         raise InputError(f"size {size} is out of range ({MIN_SIZE}..{MAX_SIZE})")
-    if anatomy not in ANATOMIES or (modality != "ct" and anatomy != "thorax"):
-        raise InputError(f"--anatomy {anatomy}: choose one of {', '.join(ANATOMIES)} (CT sets only)")
+    anatomy = anatomy or DEFAULT_ANATOMY[modality]
+    if anatomy not in ANATOMIES[modality]:
+        raise InputError(f"--anatomy {anatomy}: a {modality} set is one of {', '.join(ANATOMIES[modality])}")
     counts = _counts(n)
     out = Path(out)
     jobs = [(modality, size, seed, split, i, anatomy) for split in SPLITS for i in range(counts[split])]

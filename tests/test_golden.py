@@ -17,7 +17,8 @@ before, torch.poisson's rejection sampler turned a one-count round-off change in
 The score cases run with ``--refine-tv 0``: the refinement's per-slice choice of its anchor weight is a
 discrete decision between held-out errors that can lie within 1e-3 of each other (measured on these
 inputs), so round-off on another CPU may flip it; tests/test_defer.py tests the refinement instead. All
-cases were re-recorded when ct-128 was fine-tuned on head phantoms.
+cases were re-recorded when ct-128 was fine-tuned on head phantoms, and again when mri-128 was
+fine-tuned on randomised MR contrasts (all cases rerun; only mri-score changed).
 """
 from __future__ import annotations
 

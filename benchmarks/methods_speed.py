@@ -7,7 +7,8 @@ own: one thorax phantom slice (``recon.data.phantom_ct``) at that size and the m
 from it: sparse-view CT with ``--views`` views (fbp, sirt, cgls, fista-tv, score), 8x MRI (zero-filled,
 cs-tv, cs-wavelet, score-mri; the phantom slice as a magnitude image) or metal artifact removal with
 simulated metal (li, nmar, score-mar); the method with its defaults (score: the default sampler with the
-bundled prior's tuned options, its network evaluated on the full-size slice: timing only), timed after
+bundled prior's tuned options, as ``recon ct`` runs it: the prior on its 128² grid through A U and the
+refinement on the slice's grid), timed after
 a warm-up call that builds the operator (matrix load). The table gives the time per slice, the ratio to
 128² (the pixel ratio is 16 at 512²) and the peak.
 """
@@ -55,9 +56,6 @@ def _one(size: int, views: int, method: str) -> dict:
         from recon.samplers import DEFAULT_SAMPLER, reconstruct, resolve_options
 
         prior = priors.load("mri-128" if kind == "mri" else "ct-128")
-        # Timing only: the network is fully convolutional, so it is evaluated on the full-size slice
-        # (what a prior trained across sizes will cost); what it gives there is not measured here.
-        prior.meta = dict(prior.meta, size=size)
         options = resolve_options(prior, DEFAULT_SAMPLER, task.defaults_key)
 
         def run():

@@ -1,4 +1,6 @@
 """Deferring to the data (recon.samplers.defer): the anchored TV refinement and its held-out choice of the anchor weight mu."""
+import dataclasses
+
 import pytest
 import torch
 
@@ -85,14 +87,20 @@ def test_reconstruct_with_refine_tv_runs_the_sampler_twice_and_records_the_choic
         reconstruct(prior, m, y, resolve_options(prior, "dds", None, steps=4, refine_tv=LAM), progress=False)
 
 
-def test_refinement_is_skipped_and_said_when_every_measured_line_is_protected(prior):
+def test_with_every_measured_line_protected_the_data_decide(prior):
+    """Nothing can be held out, so nothing vouches for the prior's image: mu = 0, FISTA-TV started at the
+    sampler's result, and the record says why."""
     task = UndersampledMRI(accel=24)
     problem = task.problem(torch.rand(1, 1, SIZE, SIZE), 0)  # 24x on 32 columns: the centre alone
-    result = reconstruct(prior, problem.measurement, problem.y,
-                         resolve_options(prior, "dds", None, steps=3, refine_tv=1e-4), progress=False,
-                         holdout=problem.holdout)
-    assert result.params["refine"].startswith("skipped: too few measured lines")
-    assert "refine_mu" not in result.params
+    options = resolve_options(prior, "dds", None, steps=3, refine_tv=1e-4)
+    result = reconstruct(prior, problem.measurement, problem.y, options, progress=False, holdout=problem.holdout)
+    assert result.params["refine"].startswith("mu = 0, nothing to hold out: too few measured lines")
+    assert result.params["refine_mu"] == [0.0] and result.nfe == 3
+    plain = reconstruct(prior, problem.measurement, problem.y, dataclasses.replace(options, refine_tv=0.0),
+                        progress=False)
+    expected = defer.anchored_tv(problem.measurement, problem.y, plain.mean, 1e-4, torch.zeros(1),
+                                 defer.FINAL_ITERATIONS)
+    assert torch.allclose(result.mean, expected, atol=1e-5)
 
 
 def test_the_mri_task_protects_its_fully_sampled_centre():

@@ -266,7 +266,8 @@ def _deferred(prior, measurement, y: torch.Tensor, options: SamplerOptions, hold
               run: dict) -> Reconstruction:
     """The anchor weight chosen with the sampler on the fitted lines (:func:`defer.choose_anchor_weight`), then
     the sampler on all lines refined with it (the mean of K samples is refined; ``std`` and ``samples`` stay the
-    sampler's). The refinement runs on the measurement's grid, whatever the prior's."""
+    sampler's). The refinement runs on the measurement's grid, whatever the prior's. When no measured line can
+    be held out, nothing vouches for the prior's image and mu = 0: FISTA-TV started at it."""
     if holdout is None:
         raise ValueError("refine_tv > 0 needs holdout=(axis, lines never held out), e.g. a task's Problem.holdout")
     axis, keep_center = holdout
@@ -275,17 +276,22 @@ def _deferred(prior, measurement, y: torch.Tensor, options: SamplerOptions, hold
     try:
         fit, held = defer.holdout_split(measurement, full, axis, defer.HOLDOUT_EVERY, keep_center)
     except InputError as error:  # every measured line is protected (the k-space centre alone, 24x on 128 columns)
-        result = _on_prior_grid(prior, measurement, y, plain, run)
-        result.params.update(refine_tv=options.refine_tv, refine=f"skipped: {error}")
-        return result
-    chosen = _on_prior_grid(prior, fit, fit.P(full), plain, run)
-    with torch.no_grad():
-        mu, record = defer.choose_anchor_weight(measurement, chosen.mean, options.refine_tv, (fit, held, full))
-    inner = _on_prior_grid(prior, measurement, y, plain, run)
+        inner = _on_prior_grid(prior, measurement, y, plain, run)
+        # No evidence that the prior's image predicts unseen lines: the data's answer, mu = 0 (on the real
+        # validation slices at 24x, 20.9 / 24.4 dB against 15.0 / 22.0 for the sampler alone).
+        mu = torch.zeros(y.shape[0], dtype=inner.mean.dtype, device=inner.mean.device)
+        record = {"refine_mu": mu.tolist(), "refine": f"mu = 0, nothing to hold out: {error}"}
+        chosen = None
+    else:
+        chosen = _on_prior_grid(prior, fit, fit.P(full), plain, run)
+        with torch.no_grad():
+            mu, record = defer.choose_anchor_weight(measurement, chosen.mean, options.refine_tv, (fit, held, full))
+        inner = _on_prior_grid(prior, measurement, y, plain, run)
     with torch.no_grad():
         mean = defer.anchored_tv(measurement, y, inner.mean, options.refine_tv, mu, defer.FINAL_ITERATIONS)
-    params = {**inner.params, "refine_tv": options.refine_tv, **record, "nfe": chosen.nfe + inner.nfe}
-    return Reconstruction(mean=mean, std=inner.std, samples=inner.samples, nfe=chosen.nfe + inner.nfe, params=params)
+    nfe = inner.nfe + (0 if chosen is None else chosen.nfe)
+    params = {**inner.params, "refine_tv": options.refine_tv, **record, "nfe": nfe}
+    return Reconstruction(mean=mean, std=inner.std, samples=inner.samples, nfe=nfe, params=params)
 
 
 def sample(prior, n: int, sampler: str = "pc", *, shape: tuple[int, int] | None = None, seed: int = 0,

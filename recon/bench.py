@@ -21,7 +21,6 @@ import torch
 
 from recon.errors import InputError
 from recon.metrics import psnr, ssim
-from recon.resample import resize, resize_mask
 from recon.tasks import Problem, Task
 
 
@@ -41,17 +40,15 @@ class Method:
     Parse from text with :meth:`parse`: ``"fista-tv"``, ``"score"`` (the
     default sampler at its default steps), ``"score:pc:2000"`` (pc at about
     2000 NFE), ``"score:dds:50"``. ``params`` are keyword arguments of a
-    classical baseline (e.g. ``(("lam", 3e-5),)``, a tuned weight). ``grid``
-    reconstructs on a grid x grid copy of the slices (resized, the measurement
-    simulated there) and scores the result resized back to the slices' side,
-    as ``recon ct --resample`` does; None (or the slices' side): their own grid.
+    classical baseline (e.g. ``(("lam", 3e-5),)``, a tuned weight). Every method
+    reconstructs on the slices' own grid (a score prior of another size samples on
+    its grid through A U, :func:`recon.samplers.reconstruct`).
     """
 
     name: str
     sampler: str | None = None
     nfe: int | None = None
     params: tuple[tuple[str, float], ...] = ()
-    grid: int | None = None
 
     @staticmethod
     def parse(text: str) -> "Method":
@@ -127,27 +124,24 @@ def evaluate(images: torch.Tensor, tasks: list[Task], methods: list[Method], pri
         raise InputError("score methods need a prior")
     rows = []
     bar = tqdm(total=len(tasks) * len(methods), desc="bench", unit="run", disable=not progress, dynamic_ncols=True)
-    side = images.shape[-1]
     for task in tasks:
-        problems: dict[tuple[int, int], Problem] = {}  # (first slice, grid): built once, shared by the methods
+        problems: dict[int, Problem] = {}  # by first slice: built once, shared by the methods
 
-        def problem_of(start: int, grid: int) -> Problem:
-            if (start, grid) not in problems:
-                x = images[start:start + batch].to(device)
-                problems[start, grid] = task.problem(x if grid == side else resize(x, grid), seed + start)
-            return problems[start, grid]
+        def problem_of(start: int) -> Problem:
+            if start not in problems:
+                problems[start] = task.problem(images[start:start + batch].to(device), seed + start)
+            return problems[start]
 
         for method in methods:
             scores, seconds, nfe, results = {"psnr": [], "ssim": []}, 0.0, 0, []
             options = method.options(prior, task)
             for start in range(0, images.shape[0], batch):
-                problem, solved = problem_of(start, side), problem_of(start, method.grid or side)
+                problem = problem_of(start)
                 began = time.perf_counter()
-                out, nfe = method.run(solved, prior, options, seed + start)
-                out, keep = _back_on_grid_of(problem, solved, out)
+                out, nfe = method.run(problem, prior, options, seed + start)
                 seconds += time.perf_counter() - began
-                scores["psnr"] += list(np.atleast_1d(psnr(out, problem.reference, mask=keep)))
-                scores["ssim"] += list(np.atleast_1d(ssim(out, problem.reference, mask=keep)))
+                scores["psnr"] += list(np.atleast_1d(psnr(out, problem.reference, mask=problem.keep)))
+                scores["ssim"] += list(np.atleast_1d(ssim(out, problem.reference, mask=problem.keep)))
                 if outputs is not None:
                     results.append(out.cpu())
             if outputs is not None:
@@ -157,21 +151,6 @@ def evaluate(images: torch.Tensor, tasks: list[Task], methods: list[Method], pri
             bar.update()
     bar.close()
     return rows
-
-
-def _back_on_grid_of(problem: Problem, solved: Problem, out: torch.Tensor
-                     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """``out`` (B, 1, n, n), the reconstruction of ``solved``, on the grid of ``problem`` (resized back when
-    ``solved`` is a resized copy of it), and the pixels to score: ``problem``'s, less those near the pixels
-    ``solved`` leaves out (as :meth:`recon.outputs.RunWriter.add` does)."""
-    if solved is problem:
-        return out, problem.keep
-    side = problem.reference.shape[-1]
-    keep = problem.keep
-    if solved.keep is not None:
-        near = resize_mask(solved.keep, side)
-        keep = near if keep is None else keep & near
-    return resize(out, side), keep
 
 
 TARGET_PSNR_DB, TARGET_SSIM = 0.3, 0.005

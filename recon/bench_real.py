@@ -151,7 +151,7 @@ def tune_weight(method: str, task: Task, validation: list[Case], calls: int, see
             "slices": [info.name for info, _ in validation]}
 
 
-def _methods(plan: Plan, key: str, size: str, prior) -> list[Method]:
+def _methods(plan: Plan, key: str, size: str) -> list[Method]:
     """The methods of task key ``key`` at ``size``: the supervised networks left out at native size (the score
     methods run on the slice's grid, sampling on the prior's through A U, :func:`recon.samplers.reconstruct`)."""
     return [method for method in plan.methods.get(key, [])
@@ -165,7 +165,7 @@ def run(plan: Plan, priors_by_modality: dict, device: torch.device | str, output
     ``priors_by_modality`` holds the loaded prior of each modality with score methods. Returns
     ``{"rows": [...], "tuned": [...], "panels": [...]}``: one row per (size, slice, task, method) as
     :func:`recon.bench.evaluate` gives them (psnr / ssim lists of one value) plus slice, split, size,
-    side, params and grid; the tuned weights (:func:`tune_weight`); the panel files.
+    side and params; the tuned weights (:func:`tune_weight`); the panel files.
     """
     from tqdm import tqdm
 
@@ -176,7 +176,7 @@ def run(plan: Plan, priors_by_modality: dict, device: torch.device | str, output
             reported = load_cases([n for n in plan.slices if real_slices.get(n).modality == modality], size)
             if not tasks or not reported or not plan.methods.get(key):
                 continue
-            methods = _methods(plan, key, size, priors_by_modality.get(modality))
+            methods = _methods(plan, key, size)
             tuned_here = any(m.name in TUNED_RANGES for m in methods)
             validation = load_cases(real_slices.names(modality, "validation"), size) if tuned_here else []
             panel_task = next((t for t in tasks if t.label == PANELS[key][0]), tasks[0])
@@ -194,16 +194,10 @@ def run(plan: Plan, priors_by_modality: dict, device: torch.device | str, output
                     found = bench.evaluate(image, [for_slice(task, info)], chosen, priors_by_modality.get(modality),
                                            batch=1, seed=plan.seed, device=device, progress=False, outputs=outputs)
                     rows += [{**row, "slice": info.name, "split": info.split, "size": size,
-                              "side": int(image.shape[-1]), "params": dict(m.params), "grid": m.grid}
+                              "side": int(image.shape[-1]), "params": dict(m.params)}
                              for row, m in zip(found, chosen)]
             panels.append(_panel(output / f"panel_{key}_{size}.png", key, size, reported[0], panel_task, shown))
     return {"rows": rows, "tuned": tuned, "panels": panels}
-
-
-def column(method: str, grid: int | None, size: str) -> str:
-    """A method's column title; a score method on another grid says so."""
-    return f"{method} (on {grid}², resized back)" if grid is not None and (size == "native" or grid != RESIZED) \
-        else method
 
 
 def _panel(path: Path, key: str, size: str, case: Case, task: Task, shown: dict) -> Path:
@@ -242,15 +236,15 @@ def tables(rows: list[dict]) -> str:
             group = [r for r in rows if r["task"] == key and r["size"] == size]
             if not group:
                 continue
-            columns = list(dict.fromkeys((r["method"], r["grid"]) for r in group))
+            columns = list(dict.fromkeys(r["method"] for r in group))
             names = list(dict.fromkeys(r["slice"] for r in group))
             subsets = [(f"mean of {len(names)}", names)] + ([(n, [n]) for n in names] if len(names) > 1 else [])
             lines += [f"### {TITLES[key]}, {'128² (resized)' if size == '128' else 'native size'}", "",
-                      "| setting | slices | " + " | ".join(column(m, g, size) for m, g in columns) + " |",
+                      "| setting | slices | " + " | ".join(columns) + " |",
                       "|---|---|" + "---|" * len(columns)]
             for label in dict.fromkeys(r["label"] for r in group):
                 for title, members in subsets:
-                    cells = [_cell([r for r in group if r["label"] == label and (r["method"], r["grid"]) == c
+                    cells = [_cell([r for r in group if r["label"] == label and r["method"] == c
                                     and r["slice"] in members]) for c in columns]
                     lines.append(f"| {label} | {title} | " + " | ".join(cells) + " |")
             lines.append("")

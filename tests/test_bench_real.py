@@ -100,7 +100,7 @@ def test_cli_real_quick_tiny_run(tiny_priors, tmp_path, monkeypatch):
     rows = results["rows"]
     assert [r["method"] for r in rows] == ["fbp", "fista-tv", "score:dds:3"]
     assert all(r["slice"] == REPORTED and r["split"] == "test" and np.isfinite(r["psnr"]).all() for r in rows)
-    assert rows[1]["params"]["lam"] == results["tuned"][0]["lam"] and rows[2]["grid"] is None and rows[2]["nfe"] == 3
+    assert rows[1]["params"]["lam"] == results["tuned"][0]["lam"] and rows[2]["side"] == 128 and rows[2]["nfe"] == 3
     assert set(results["tuned"][0]["slices"]) <= set(real_slices.names("ct", "validation"))
     report = (out / "report.md").read_text()
     assert "| 23 views | mean of 1 |" in report and "| score:dds:3 |" in report

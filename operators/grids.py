@@ -20,7 +20,7 @@ def interpolation_matrix(fine: int, coarse: int) -> torch.Tensor:
     """K (fine, coarse), float64: linear interpolation of pixel centres from ``coarse`` to ``fine`` samples
     (align_corners=False: fine centre i sits at coarse coordinate (i + 0.5) coarse / fine - 0.5, clamped)."""
     position = ((torch.arange(fine, dtype=torch.float64) + 0.5) * coarse / fine - 0.5).clamp(0, coarse - 1)
-    left = position.floor().long().clamp(max=coarse - 1)
+    left = position.floor().long()
     right = (left + 1).clamp(max=coarse - 1)
     weight = position - left
     matrix = torch.zeros(fine, coarse, dtype=torch.float64)

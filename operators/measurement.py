@@ -7,7 +7,7 @@ import torch
 
 from operators import solvers
 from operators.masks import BooleanMask, ViewMask, kspace_column_mask, metal_trace, view_indices
-from operators.transforms import CTTransform, Fourier, Radon, Transform
+from operators.transforms import Fourier, Radon, Transform
 
 
 class Measurement:
@@ -33,8 +33,8 @@ class Measurement:
 
     def with_window(self, window: str) -> "Measurement":
         """The same measurement with another FBP window in T^-1 (CT only)."""
-        if not hasattr(self.transform, "with_window"):
-            raise ValueError("with_window needs a CT measurement (a Radon transform)")
+        if not hasattr(self.transform, "window"):
+            raise ValueError("with_window needs a CT measurement (a transform with an FBP window)")
         return Measurement(self.transform.with_window(window), self.sampling, self.noise_std)
 
     def T(self, x: torch.Tensor) -> torch.Tensor:

@@ -59,3 +59,11 @@ def test_metal_mask_and_inverse_on_a_coarse_grid():
 def test_coarse_grid_must_not_be_finer():
     with pytest.raises(ValueError, match="coarse grid"):
         Upsampled(Fourier(), 40, 32)
+
+
+def test_fbp_window_follows_the_fine_transform():
+    ct = on_coarse_grid(Measurement(Radon(32, 24, backend="torch"), ViewMask(24, view_indices(24, 7))), 16, 32)
+    assert ct.with_window("hann").transform.window == "hann"
+    mri = on_coarse_grid(Measurement(Fourier(real=True), kspace_column_mask(24, 4, seed=0)), 8, 24)
+    with pytest.raises(ValueError, match="FBP window"):
+        mri.with_window("hann")

@@ -112,9 +112,14 @@ def image_channels(measurement: Measurement) -> int:
     return getattr(measurement.transform, "channels", 1)
 
 
+def image_side(measurement: Measurement, y: torch.Tensor) -> int:
+    """N, the side of A's input images, for measurements ``y``."""
+    return getattr(measurement.transform, "size", y.shape[-1])  # Radon knows N; k-space is image-sized
+
+
 def zeros_like_image(measurement: Measurement, y: torch.Tensor) -> torch.Tensor:
     """A (B, C, N, N) zero image (C: :func:`image_channels`) in the real dtype of ``y``, on its device."""
-    size = getattr(measurement.transform, "size", y.shape[-1])  # Radon knows N; k-space is image-sized
+    size = image_side(measurement, y)
     dtype = y.real.dtype if y.is_complex() else y.dtype
     return torch.zeros(y.shape[0], image_channels(measurement), size, size, dtype=dtype, device=y.device)
 

@@ -28,6 +28,7 @@ from typing import Callable
 import torch
 
 from operators import on_coarse_grid
+from recon.baselines.fista_tv import image_side
 from recon.errors import InputError
 from recon.samplers import ald, core, decomposed, defer, langevin, pc, score_sde
 from recon.samplers.consistency import DataConsistency, default_form, project, proximal_measurement
@@ -221,7 +222,7 @@ def reconstruct(prior, measurement, y: torch.Tensor, options: SamplerOptions | N
 def _on_prior_grid(prior, measurement, y: torch.Tensor, options: SamplerOptions, run: dict) -> Reconstruction:
     """The sampler on the prior's grid; its images interpolated to the measurement's grid when that differs."""
     size = (getattr(prior, "meta", {}) or {}).get("size")
-    native = measurement.A_adjoint(y).shape[-1]
+    native = image_side(measurement, y)
     if not isinstance(size, int) or size == native:
         return _sample(prior, measurement, y, options, **run)
     _check(size < native, f"prior {prior.meta.get('id')!r} is for {size}x{size} images, finer than the "

@@ -160,6 +160,16 @@ class LearnedPrior:
     def device(self) -> torch.device:
         return next(self.network.parameters()).device
 
+    @property
+    def pixel_spacing_range(self) -> tuple[float, float] | None:
+        """(smallest, largest) pixel spacing in mm of the images it was trained on (its data set's manifest:
+        ``pixel_spacing_range_mm``); None when the manifest does not say."""
+        manifest = (self.meta.get("dataset") or {}).get("manifest") or {}
+        value = manifest.get("pixel_spacing_range_mm")
+        if not isinstance(value, (list, tuple)) or len(value) != 2:
+            return None
+        return float(value[0]), float(value[1])
+
     def to(self, device: str | torch.device) -> "LearnedPrior":
         self.network.to(device)
         return self

@@ -30,12 +30,13 @@ class RunWriter:
 
     Args:
         method: the result's name in file names and metrics ("fista-tv", "score-dds").
+        spacing: the pixel spacing record of :func:`recon.spacing.spacing_record`.
     """
 
     def __init__(self, task: Task, source: Path, settings, scan: Scan, prior, method: str, size: int,
-                 folder: RunFolder):
+                 folder: RunFolder, spacing: dict):
         self.task, self.source, self.settings, self.scan, self.prior = task, source, settings, scan, prior
-        self.method, self.size, self.folder = method, size, folder
+        self.method, self.size, self.folder, self.spacing = method, size, folder, spacing
         self.stem = source.name.split(".")[0] or "input"
         self.middle = scan.n_slices // 2
         self.panel: dict = {}
@@ -121,7 +122,7 @@ class RunWriter:
             "task": task.name, "input": str(self.source), "measurement": measurement,
             "method": self.method, "prior": None if prior is None else prior.meta.get("id"),
             "slices": self.scan.n_slices, "size": self.scan.side,
-            "resampled_to": self.size if self.size != self.scan.side else None,
+            "resampled_to": self.size if self.size != self.scan.side else None, "pixel_spacing": self.spacing,
             "nfe_per_slice": self.nfe * settings.samples, "wall_time_s": round(wall, 3),
             "wall_time_per_slice_s": round(wall / self.scan.n_slices, 3),
             "device": str(device), "processes": 1 if shard is None else shard.world_size, "host": platform.node(),

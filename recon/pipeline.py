@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -141,9 +142,14 @@ def _run(task: Task, source: Path, settings: RunSettings, device: torch.device, 
                              f"{prior.meta['id']}'s {prior.meta['size']}x{prior.meta['size']} grid; pass --resample "
                              "to enlarge them")
 
+    from recon.spacing import spacing_record
+
+    spacing = spacing_record(prior, scan.volume, scan.side)
+    if spacing["warning"] and (shard is None or shard.is_main):
+        print(f"warning: {spacing['warning']}", file=sys.stderr)
     folder = _open_output(settings, scan.volume, shard)
     try:
-        report = _reconstruct(task, source, settings, (scan, size), (prior, options), device, shard, folder)
+        report = _reconstruct(task, source, settings, (scan, size, spacing), (prior, options), device, shard, folder)
         if folder is not None:
             folder.commit()
     except BaseException:
@@ -169,12 +175,12 @@ def _open_output(settings: RunSettings, volume, shard):
 
 def _reconstruct(task: Task, source: Path, settings: RunSettings, data: tuple, model: tuple, device: torch.device,
                  shard, folder) -> dict | None:
-    """Reconstruct ``data`` = (scan, reconstruction size) with ``model`` = (prior, options) and write the
-    outputs into ``folder`` batch by batch; returns the report (None on ranks other than 0)."""
+    """Reconstruct ``data`` = (scan, reconstruction size, pixel spacing record) with ``model`` = (prior, options)
+    and write the outputs into ``folder`` batch by batch; returns the report (None on ranks other than 0)."""
     from recon.batches import reconstruct_batches
     from recon.outputs import RunWriter
 
-    scan, size = data
+    scan, size, spacing = data
     prior, options = model
     started = time.perf_counter()
     starts = list(range(0, scan.n_slices, settings.batch_size))
@@ -187,7 +193,7 @@ def _reconstruct(task: Task, source: Path, settings: RunSettings, data: tuple, m
         if batches is None:
             return None  # not rank 0: rank 0 writes everything
     method = settings.method if prior is None else f"score-{options.name}"
-    with RunWriter(task, source, settings, scan, prior, method, size, folder) as writer:
+    with RunWriter(task, source, settings, scan, prior, method, size, folder, spacing) as writer:
         for batch in batches:
             writer.add(batch)
         return writer.finish(time.perf_counter() - started, device, shard)

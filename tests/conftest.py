@@ -28,11 +28,12 @@ def cuda_only(fn):
     return pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")(pytest.mark.cuda(fn))
 
 
-def save_tiny_prior(prefix, modality: str, size: int = 32, defaults: dict | None = None):
+def save_tiny_prior(prefix, modality: str, size: int = 32, defaults: dict | None = None, dataset: dict | None = None):
     """Write an untrained ``tiny`` prior for ``modality`` at ``prefix`` (.json + .safetensors).
 
     Its weights are random (seeded): enough to exercise every path of the
-    reconstruction commands quickly, not to reconstruct well.
+    reconstruction commands quickly, not to reconstruct well. ``dataset``: the
+    metadata's ``dataset`` record (its ``manifest``), when the test needs one.
     """
     import dataclasses
 
@@ -48,7 +49,7 @@ def save_tiny_prior(prefix, modality: str, size: int = 32, defaults: dict | None
             parameter.add_(0.01 * torch.randn(parameter.shape))
     meta = {"id": f"tiny-{modality}-{size}", "modality": modality, "size": size, "intensity": modality,
             "defaults": defaults or {}, "network": network_to_dict(network),
-            "sde": {"sigma_min": 0.01, "sigma_max": 5.0}}
+            "sde": {"sigma_min": 0.01, "sigma_max": 5.0}, **({"dataset": dataset} if dataset else {})}
     save_prior(prefix, net.state_dict(), meta)
     return prefix
 

@@ -14,7 +14,8 @@ from recon.data.build import item_seed
 from recon.io import read_volume
 from recon.units import model_to_hu
 
-MANIFEST_KEYS = {"modality", "size", "counts", "seeds", "source", "splits", "intensity", "generator", "created"}
+MANIFEST_KEYS = {"modality", "size", "counts", "seeds", "source", "splits", "intensity", "generator", "created",
+                 "pixel_spacing_range_mm"}
 
 
 @pytest.mark.parametrize("modality", ["ct", "mri"])

@@ -13,7 +13,7 @@ from pydicom.data import get_testdata_file
 from pydicom.uid import generate_uid
 
 from recon.cli import main
-from recon.data import SliceDataset
+from recon.data import SliceDataset, read_manifest
 from recon.data.from_scans import Recipe, build_from_scans
 from recon.errors import InputError
 from recon.io import read_volume
@@ -194,7 +194,8 @@ def test_pixel_spacing_keeps_physical_sizes(tmp_path):
     write_nifti(root / "b.nii", np.stack([disk((40, 64), (15, 24), 40.0)] * 2, axis=-1), (0.8, 0.5, 2.0))
     report = build_from_scans(root, tmp_path / "s.h5", Recipe("ct", size=48, pixel_spacing=1.0, val_fraction=0,
                                                                test_fraction=0), progress=False)
-    assert report.counts == {"train": 4, "val": 0, "test": 0}
+    assert report.counts == {"train": 4, "val": 0, "test": 0} and report.spacing == [1.0, 1.0]
+    assert read_manifest(tmp_path / "s.h5")["pixel_spacing_range_mm"] == [1.0, 1.0]
     assert [(s.path, s.kind) for s in report.skipped] == [("c/s0.dcm", "spacing")]
     images, sources, _ = _read_split(tmp_path / "s.h5", "train")
     assert images.shape == (4, 1, 48, 48)

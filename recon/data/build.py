@@ -6,8 +6,9 @@ Layout (other code reads exactly this):
   chunk per slice (gzip level 1 with byte shuffle);
 * root attribute ``manifest``: a JSON string with ``modality``, ``size``,
   ``counts`` per split, ``seeds``, ``source``, ``splits`` (how each split
-  was made), ``intensity``, ``generator`` (name and version) and
-  ``created`` (ISO time, UTC).
+  was made), ``intensity``, ``generator`` (name and version),
+  ``created`` (ISO time, UTC) and ``pixel_spacing_range_mm`` ([smallest,
+  largest] pixel spacing of the slices, mm).
 
 CT slices are :func:`recon.data.phantom_ct.thorax_phantom` images (``anatomy="thorax"``, the default),
 :func:`recon.data.phantom_head.head_phantom` images (``"head"``) or both alternating (``"mixed"``), each
@@ -31,11 +32,13 @@ import h5py
 import numpy as np
 from tqdm import tqdm
 
+from recon.data import mri_slices, mri_varied
 from recon.data.mri_slices import (EXCLUDED_FROM_TRAIN, MRI_SLICES_VERSION, TEST_SLICES, VAL_SLICES, augmented_slice,
                                    plain_slice, split_indices)
 from recon.data.mri_varied import MRI_VARIED_VERSION, varied_slice
 from recon.data.phantom_ct import PHANTOM_VERSION, thorax_phantom
-from recon.data.phantom_head import HEAD_PHANTOM_VERSION, head_phantom
+from recon.data.phantom_geometry import FOV_MM
+from recon.data.phantom_head import FOV_RANGE_MM, HEAD_PHANTOM_VERSION, head_phantom
 from recon.errors import InputError
 from recon.io.atomic import atomic_path
 from recon.units import hu_to_model
@@ -59,6 +62,8 @@ SOURCE = {
 CT_PHANTOMS = {"thorax": (thorax_phantom, "recon.data.phantom_ct.thorax_phantom", PHANTOM_VERSION),
                "head": (head_phantom, "recon.data.phantom_head.head_phantom", HEAD_PHANTOM_VERSION)}
 """The CT generators by anatomy: (function (size, seed) -> HU, its name, its version)."""
+CT_FIELD_OF_VIEW_MM = {"thorax": (FOV_MM, FOV_MM), "head": FOV_RANGE_MM}
+"""The side in mm of what each CT generator's slices show: (smallest, largest)."""
 ANATOMIES = {"ct": (*CT_PHANTOMS, "mixed"), "mri": ("brain", "varied")}
 """``anatomy`` of a set, per modality. CT: one generator, or ``mixed`` (even items thorax, odd items head).
 MRI: ``brain`` (the T1 template, :mod:`recon.data.mri_slices`) or ``varied`` (randomised contrasts, brain and
@@ -69,6 +74,20 @@ DEFAULT_ANATOMY = {"ct": "thorax", "mri": "brain"}
 def ct_anatomy(anatomy: str, index: int) -> str:
     """The generator of CT item ``index`` in a set of ``anatomy``."""
     return ("thorax", "head")[index % 2] if anatomy == "mixed" else anatomy
+
+
+def field_of_view_mm(modality: str, anatomy: str) -> tuple[float, float]:
+    """(smallest, largest) side in mm of what the slices of a generated set show."""
+    if modality == "ct":
+        ranges = [CT_FIELD_OF_VIEW_MM[a] for a in (("thorax", "head") if anatomy == "mixed" else (anatomy,))]
+        return min(r[0] for r in ranges), max(r[1] for r in ranges)
+    return mri_varied.field_of_view_mm() if anatomy == "varied" else mri_slices.field_of_view_mm()
+
+
+def pixel_spacing_range(modality: str, anatomy: str, size: int) -> list[float]:
+    """[smallest, largest] pixel spacing in mm of a generated set of ``size`` x ``size`` slices (the manifest's
+    ``pixel_spacing_range_mm``: what a prior trained on it has seen)."""
+    return [round(float(side) / size, 4) for side in field_of_view_mm(modality, anatomy)]
 
 
 def item_seed(seed: int, split: str, index: int) -> int:
@@ -144,6 +163,7 @@ def _manifest(modality: str, size: int, counts: dict, seed: int, anatomy: str) -
         "seeds": {"seed": seed, "item": "numpy SeedSequence([seed, split code (train 0, val 1, test 2), index])"},
         "source": source, "splits": splits, "intensity": INTENSITY[modality],
         "generator": generator, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "pixel_spacing_range_mm": pixel_spacing_range(modality, anatomy, size),
     }
 
 

@@ -93,6 +93,7 @@ class Report:
     n_files: int
     skipped: list[Skip]
     dropped: int
+    spacing: list[float] | None
 
 
 def split_patients(patients: list[str], val_fraction: float, test_fraction: float, seed: int,
@@ -188,10 +189,20 @@ class SplitWriter:
         return len(self.sources)
 
 
+def grid_spacing(image_shape: tuple[int, int], spacing: tuple[float, float] | None, size: int,
+                 pixel_spacing: float | None) -> float | None:
+    """The pixel spacing in mm of a slice of ``image_shape`` and ``spacing`` on :func:`to_grid`'s grid (None:
+    the slice's spacing is not known)."""
+    if pixel_spacing is not None or spacing is None:
+        return pixel_spacing
+    return float(np.mean(spacing)) * max(image_shape) / size
+
+
 def _fill(writers: dict[str, SplitWriter], scans: list[Scan], split_of: dict[str, str], root: Path,
-          recipe: Recipe, skipped: list[Skip], progress: bool) -> int:
-    """Read every scan into its patient's split, appending to ``skipped``; returns the near-empty slices left out."""
-    dropped = 0
+          recipe: Recipe, skipped: list[Skip], progress: bool) -> tuple[int, list[float] | None]:
+    """Read every scan into its patient's split, appending to ``skipped``; returns the near-empty slices left out
+    and [smallest, largest] pixel spacing (mm) of the kept slices on the grid (None: none known)."""
+    dropped, spacings = 0, []
     with tqdm(total=sum(len(s.files) for s in scans), desc=f"{recipe.modality} scans", unit="file",
               disable=not progress) as bar:
         for scan in scans:
@@ -204,12 +215,14 @@ def _fill(writers: dict[str, SplitWriter], scans: list[Scan], split_of: dict[str
                     if not near_empty(grid, recipe.modality):
                         writers[split_of[scan.patient]].add(grid, source, scan.patient)
                         kept += 1
+                        spacings.append(grid_spacing(image.shape, spacing, recipe.size, recipe.pixel_spacing))
                 dropped += len(stack.sources) - kept
                 if kept == 0:
                     read = len(scan.files) - sum(s.files for s in skips)
                     skipped.append(Skip(scan.label, read, "empty", "every slice is near-empty"))
             bar.update(len(scan.files))
-    return dropped
+    known = [s for s in spacings if s is not None]
+    return dropped, [round(min(known), 4), round(max(known), 4)] if known else None
 
 
 def _manifest(report: Report, root: Path, recipe: Recipe) -> dict:
@@ -234,7 +247,8 @@ def _manifest(report: Report, root: Path, recipe: Recipe) -> dict:
         "generator": {"name": "recon.data.from_scans", "version": FROM_SCANS_VERSION},
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "grid": grid + " (bilinear, antialiased when shrinking; zero is air for CT, background for MR)",
-        "pixel_spacing_mm": recipe.pixel_spacing, "patients": report.patients,
+        "pixel_spacing_mm": recipe.pixel_spacing, "pixel_spacing_range_mm": report.spacing,
+        "patients": report.patients,
         "fractions": {"val": recipe.val_fraction, "test": recipe.test_fraction},
         "empty_slices": f"left out: {report.dropped} slices with under {MIN_CONTENT:.0%} of their pixels above {level}",
         "skipped": [asdict(skip) for skip in report.skipped],
@@ -266,12 +280,12 @@ def build_from_scans(root: Path | str, out: Path | str, recipe: Recipe, progress
     with atomic_path(out, inputs=files) as temp, h5py.File(temp, "w") as handle:
         writers = {split: SplitWriter(handle, split, recipe.size, recipe.seed, recipe.n if split == "train" else None)
                    for split in SPLITS}
-        dropped = _fill(writers, scans, split_of, root, recipe, skipped, progress)
+        dropped, spacing = _fill(writers, scans, split_of, root, recipe, skipped, progress)
         counts = {split: writer.finish() for split, writer in writers.items()}
         if counts["train"] == 0:
             what = "slices" if not sum(counts.values()) else "training slices"
             raise InputError(f"{root}: no usable {tag} {what}; {skip_summary(skipped, len(files), recipe.modality)}")
         patients = {split: len(set(writer.patients)) for split, writer in writers.items()}
-        report = Report(out, counts, patients, len(files), skipped, dropped)
+        report = Report(out, counts, patients, len(files), skipped, dropped, spacing)
         handle.attrs["manifest"] = json.dumps(_manifest(report, root, recipe))
     return report

@@ -39,6 +39,10 @@ MIN_BRAIN_FRACTION = 0.04
 MARGIN_VOXELS = 10
 SPLITS = ("train", "val", "test")
 MRI_SLICES_VERSION = 1
+VOXEL_MM = 1.0
+"""The template's voxel size."""
+SCALE, ANISOTROPY = (0.85, 1.15), 0.05
+"""Augmentation: the slice is scaled by a factor in SCALE times exp(+-ANISOTROPY) per axis."""
 
 
 @functools.lru_cache(maxsize=1)
@@ -77,6 +81,13 @@ def template_slices() -> np.ndarray:
     return np.ascontiguousarray(padded[:, row + side:row + 2 * side, col + side:col + 2 * side])
 
 
+def field_of_view_mm(zoom: tuple[float, float] = (1.0, 1.0)) -> tuple[float, float]:
+    """(smallest, largest) side in mm of what a slice shows: the brain window, scaled by the augmentation
+    and by a further ``zoom`` range (below 1: a larger field of view)."""
+    side = brain_window()[2] * VOXEL_MM
+    return (side / (SCALE[1] * np.exp(ANISOTROPY) * zoom[1]), side / (SCALE[0] * np.exp(-ANISOTROPY) * zoom[0]))
+
+
 def split_indices(split: str) -> list[int]:
     """Template slice indices k of a split (see the module docstring)."""
     if split == "val":
@@ -109,7 +120,7 @@ def augment_slice(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         image = image[:, ::-1]
     # One backward warp: affine (rotation, scale, shift) plus a smooth elastic displacement.
     angle = np.deg2rad(rng.uniform(-15, 15))
-    scale = rng.uniform(0.85, 1.15) * np.exp(rng.uniform(-0.05, 0.05, 2))
+    scale = rng.uniform(*SCALE) * np.exp(rng.uniform(-ANISOTROPY, ANISOTROPY, 2))
     shift = rng.uniform(-0.05, 0.05, 2) * n
     rows, cols = np.mgrid[0:n, 0:n].astype(np.float64) - (n - 1) / 2
     cos, sin = np.cos(angle), np.sin(angle)

@@ -8,14 +8,12 @@ with a reason, never errors.
 """
 from __future__ import annotations
 
-import math
 import os
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
 import h5py
-import nibabel as nib
 import numpy as np
 import pydicom
 from tqdm import tqdm
@@ -27,6 +25,7 @@ from recon.io.dicom_tags import MODALITY_TAGS, modality_of
 from recon.io.fastmri import is_hdf5_name
 from recon.io.nifti import is_nifti_name
 from recon.io.shape import check_values
+from recon.io.spacing import dicom_spacing, nifti_spacing
 
 # What a reader may raise on a damaged file; the file is then skipped, never fatal.
 READ_ERRORS = (ValueError, OSError, EOFError, KeyError, IndexError, AttributeError, TypeError, RuntimeError)
@@ -91,29 +90,6 @@ def _skip(path: str, files: int, exc: Exception, root: Path) -> Skip:
         message = message[len(path) + 2:]
     kind = "unsupported" if any(text in message for text in UNSUPPORTED) else "unreadable"
     return Skip(path, files, kind, message)
-
-
-def dicom_spacing(ds: pydicom.Dataset) -> tuple[float, float] | None:
-    """(row, column) pixel spacing in mm: PixelSpacing, else that of the shared functional groups
-    (enhanced multi-frame files); None when absent or not positive."""
-    value = ds.get("PixelSpacing")
-    if value is None and "SharedFunctionalGroupsSequence" in ds:
-        try:
-            value = ds.SharedFunctionalGroupsSequence[0].PixelMeasuresSequence[0].PixelSpacing
-        except (AttributeError, IndexError, KeyError):
-            value = None
-    try:
-        rows, columns = (float(v) for v in value)
-    except (TypeError, ValueError):
-        return None
-    return (rows, columns) if all(math.isfinite(v) and v > 0 for v in (rows, columns)) else None
-
-
-def nifti_spacing(meta: dict) -> tuple[float, float]:
-    """(row, column) spacing in mm of the axial slices read from a NIfTI image (rows: y, columns: x of RAS)."""
-    sizes = nib.affines.voxel_sizes(meta["image"].affine)
-    along = {int(axis): float(size) for (axis, _), size in zip(meta["ornt"], sizes)}
-    return along[1], along[0]
 
 
 def _dicom_header(path: Path, root: Path, modality: str,

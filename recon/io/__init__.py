@@ -30,6 +30,7 @@ from recon.io.nifti import is_nifti_name, read_nifti
 from recon.io.preview import CT_WINDOWS, to_display, to_uint8, write_png
 from recon.io.lazy_stack import LazyStack
 from recon.io.shape import check_shape, check_values, make_square
+from recon.io.spacing import volume_spacing
 from recon.io.volume import Volume
 from recon.io.writer import VolumeWriter, write_volume
 from recon.units import hu_to_model, model_to_hu, robust_scale
@@ -93,7 +94,8 @@ def read_volume(path: Path | str, modality: str | None = None, square: str = "re
     :class:`Volume` with (S, H, W) float32 ``data``; with ``lazy``, a CT
     DICOM series gets a :class:`recon.io.lazy_stack.LazyStack` instead, which
     decodes (and checks) its slices when they are indexed, so that a long
-    series is never held whole.
+    series is never held whole. ``meta["pixel_spacing_mm"]`` is the (row, column)
+    pixel spacing where the file gives one (DICOM, NIfTI), else None.
     """
     path = Path(path)
     if modality is not None and modality not in MODALITIES:
@@ -110,6 +112,7 @@ def read_volume(path: Path | str, modality: str | None = None, square: str = "re
         model, scale = model_units(real, modality)
     model, meta["square"] = make_square(model, path, square)
     meta.setdefault("files", [path])
+    meta.setdefault("pixel_spacing_mm", volume_spacing(fmt, meta))
     return Volume(data=model, modality=modality, source=path, format=fmt, scale=float(scale), meta=meta)
 
 

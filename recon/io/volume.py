@@ -28,3 +28,11 @@ class Volume:
     @property
     def n_slices(self) -> int:
         return int(self.data.shape[0])
+
+    @property
+    def pixel_spacing_mm(self) -> float | None:
+        """The in-plane pixel spacing in mm (the mean of rows and columns), None when the input does not say."""
+        spacing = self.meta.get("pixel_spacing_mm")
+        if spacing is None:
+            return None
+        return float(sum(spacing) / len(spacing)) if isinstance(spacing, (tuple, list)) else float(spacing)

@@ -229,6 +229,12 @@ def test_fine_tuning_starts_from_the_named_prior_and_records_it(data, tmp_path):
     assert state["config"]["network"] == {**parent_meta["network"], "image_size": 32}
     assert state["prior_meta"]["init"]["id"] == parent_meta["id"]
     assert state["prior_meta"]["init"]["weights_sha256"] == parent_meta["weights"]["sha256"]
+    assert "init" not in state["prior_meta"]["init"]  # the parent was trained from scratch
+    # a run started from the fine-tuned run records the whole lineage
+    assert cli(["train", "--data", str(data), "-o", str(tmp_path / "again"), "--init", str(run), "--steps", "1",
+                "--warmup", "1", "--sample-every", "0", "--no-progress"]) == 0
+    lineage = _final_tensors(tmp_path / "again")[1]["prior_meta"]["init"]
+    assert lineage["from"] == str(run) and lineage["init"]["id"] == parent_meta["id"]
     # the network comes from the parent, so --config is refused; a parent that does not exist too
     assert cli(["train", "--data", str(data), "-o", str(tmp_path / "x"), "--init", str(parent), "--config", "tiny",
                 "--no-progress"]) == 2

@@ -8,8 +8,7 @@ and the CT phantoms' bodies and randomises what an MR scanner makes of them:
 * **brain** (even items): a slice of :mod:`recon.data.mri_slices`' split, geometrically augmented as there,
   its T1 intensity mapped through a random piecewise-linear curve with knots at the template's CSF, grey
   and white matter levels (:data:`BRAIN_KNOTS`): T1-, T2-, PD-like and arbitrary contrasts, partial volume
-  kept (in :data:`T1_SHARE` of them the template's own T1 contrast); zoomed out to a field of view up to
-  twice the head (:data:`ZOOM`);
+  kept; zoomed out to a field of view up to twice the head (:data:`ZOOM`);
 * **body** (odd items): a :func:`recon.data.phantom_ct.thorax_phantom` (chest or upper abdomen, its own
   seeds per split), its HU mapped through a random curve with knots at air, lung, fat, water, soft tissue,
   contrast and bone (:data:`BODY_KNOTS`); air stays dark;
@@ -30,14 +29,11 @@ from recon.data.phantom_ct import thorax_phantom
 from recon.data.phantom_geometry import FOV_MM
 from recon.units import robust_scale
 
-MRI_VARIED_VERSION = 2
+MRI_VARIED_VERSION = 1
 BRAIN_KNOTS = (0.0, 0.08, 0.25, 0.62, 0.82, 1.0)
 """T1 template levels: background, the brain's edge, CSF, grey matter, white matter, the brightest."""
 BODY_KNOTS = (-1000.0, -800.0, -400.0, -100.0, 0.0, 50.0, 200.0, 700.0, 1500.0)
 """HU levels: air, lung, dense lung, fat, water, soft tissue, contrast / cancellous bone, cortical bone."""
-T1_SHARE = 0.25
-"""Share of brain slices that keep the template's T1 contrast (the commonest clinical weighting): with none, the
-fine-tuned prior lost 1.6-3.6 dB on the template's own test slices (benchmarks/RESULTS.md)."""
 ZOOM = (0.5, 1.05)
 """Brain slices are scaled by a factor in this range (below 1: a larger field of view)."""
 
@@ -82,8 +78,7 @@ def brain_slice(split: str, size: int, seed: int) -> np.ndarray:
     base = _base_slices(split, size)
     t1 = augment_slice(base[rng.integers(len(base))], rng)
     t1 = t1 / max(float(np.percentile(t1[t1 > 0.05], 99.5)) if (t1 > 0.05).any() else 1.0, 1e-6)
-    keep_t1 = rng.random() < T1_SHARE
-    image = np.interp(t1, BRAIN_KNOTS, BRAIN_KNOTS if keep_t1 else _random_curve(rng, len(BRAIN_KNOTS), 2))
+    image = np.interp(t1, BRAIN_KNOTS, _random_curve(rng, len(BRAIN_KNOTS), 2))
     image = _zoom(image, rng.uniform(*ZOOM), rng)
     return robust_scale(_acquisition(image, rng))[0].astype(np.float32)
 

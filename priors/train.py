@@ -145,12 +145,10 @@ def set_rng_state(state: dict[str, Any]) -> None:
 # ---------------------------------------------------------------- the trainer
 
 def _parent_record(parent, init: str | Path) -> dict[str, Any]:
-    """What the metadata records of a fine-tuning run's starting prior (and, nested, of that prior's own parent:
-    the whole lineage)."""
+    """What the metadata records of a fine-tuning run's starting prior; its own ``init``, nested: the lineage."""
     meta = parent.meta
     record = {"from": str(init), "id": meta.get("id"), "weights_sha256": meta.get("weights", {}).get("sha256"),
-              "training_steps": meta.get("training", {}).get("steps"),
-              "dataset": meta.get("dataset", {}).get("file")}
+              "training_steps": meta.get("training", {}).get("steps"), "dataset": meta.get("dataset", {}).get("file")}
     return {**record, "init": meta["init"]} if meta.get("init") else record
 
 

@@ -32,7 +32,8 @@ def nifti_spacing(meta: dict) -> tuple[float, float]:
 
 def volume_spacing(fmt: str, meta: dict) -> tuple[float, float] | None:
     """(row, column) pixel spacing in mm of a volume read as ``fmt`` with reader metadata ``meta`` (a DICOM
-    series: its first slice's); None where the format does not say (fastMRI, arrays, pictures)."""
+    series: its first slice's); None for arrays and pictures, which do not say, and for fastMRI files, whose
+    ISMRMRD header is not read for it."""
     if fmt == "dicom":
         return dicom_spacing(meta["datasets"][0])
     if fmt == "nifti":

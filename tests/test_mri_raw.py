@@ -159,6 +159,10 @@ def test_espirit_maps_reproduce_the_synthetic_coil_combination():
 def test_fully_sampled_single_coil_file_reproduces_its_reference(tmp_path, capsys):
     """--accel 1, zero-filled, the image's own parts: the written crop is the reference itself, in its units."""
     path, reference = single_coil_file(tmp_path / "file1000.h5")
+    with h5py.File(path, "a") as handle:  # 2x readout oversampling: 128 mm over 64 rows, 32 mm over 32 columns
+        handle["ismrmrd_header"] = ('<ismrmrdHeader xmlns="http://www.ismrm.org/ISMRMRD"><encoding><encodedSpace>'
+                                    '<matrixSize><x>64</x><y>32</y></matrixSize><fieldOfView_mm><x>128</x><y>32</y>'
+                                    '</fieldOfView_mm></encodedSpace></encoding></ismrmrdHeader>')
     out = tmp_path / "out"
     status, _ = run(["mri", "--accel", "1", "--method", "zero-filled", "--complex-prior", "parts", str(path),
                      "-o", str(out), "--quiet"], capsys)
@@ -170,6 +174,7 @@ def test_fully_sampled_single_coil_file_reproduces_its_reference(tmp_path, capsy
     assert np.allclose(written, reference, rtol=1e-4, atol=1e-3 * reference.max())
     report = json.loads((out / "metrics.json").read_text())
     assert report["mean"]["fastmri_psnr"] > 80 and report["measurement"].startswith("MRI raw k-space (1 coil), 1x")
+    assert report["pixel_spacing"]["scan_mm"] == pytest.approx(1.5)  # the header's encodedSpace: (2 + 1) / 2
 
 
 @pytest.mark.parametrize("method", ["zero-filled", "cs-tv"])

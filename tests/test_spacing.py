@@ -2,6 +2,7 @@
 import json
 from types import SimpleNamespace
 
+import h5py
 import nibabel as nib
 import numpy as np
 import pytest
@@ -10,6 +11,8 @@ from recon.cli import main
 from recon.data.build import build_dataset, pixel_spacing_range, read_manifest
 from recon.data.from_scans import grid_spacing
 from recon.io import read_volume
+from recon.io.fastmri import read_kspace
+from recon.io.spacing import ismrmrd_spacing
 from recon.spacing import SLACK, spacing_record
 from conftest import save_tiny_prior
 from test_cli_score import write_ct
@@ -29,6 +32,31 @@ def test_readers_give_the_pixel_spacing(tmp_path):
     assert volume.meta["pixel_spacing_mm"] == pytest.approx((1.1, 0.9)) and volume.pixel_spacing_mm == pytest.approx(1.0)
     np.save(tmp_path / "a.npy", np.zeros((16, 16), np.float32))
     assert read_volume(tmp_path / "a.npy").pixel_spacing_mm is None
+
+
+HEADER = """<?xml version="1.0"?><ismrmrdHeader xmlns="http://www.ismrm.org/ISMRMRD"><encoding>
+<encodedSpace><matrixSize><x>32</x><y>32</y><z>1</z></matrixSize>
+<fieldOfView_mm><x>64</x><y>48</y><z>3</z></fieldOfView_mm></encodedSpace>
+<reconSpace><matrixSize><x>16</x><y>16</y><z>1</z></matrixSize>
+<fieldOfView_mm><x>24</x><y>24</y><z>3</z></fieldOfView_mm></reconSpace></encoding></ismrmrdHeader>"""
+
+
+def test_fastmri_spacing_comes_from_the_ismrmrd_header(tmp_path):
+    """The k-space's image: encodedSpace (64 mm over 32 rows, 48 mm over 32 columns); a reference
+    reconstruction: reconSpace (24 mm over 16); a file without a header, or a header without the space: None."""
+    path = tmp_path / "file.h5"
+    rng = np.random.default_rng(0)
+    with h5py.File(path, "w") as handle:
+        handle["kspace"] = (rng.standard_normal((1, 32, 32)) + 1j * rng.standard_normal((1, 32, 32))).astype(np.complex64)
+        handle["reconstruction_rss"] = rng.random((1, 16, 16)).astype(np.float32)
+        handle["ismrmrd_header"] = HEADER
+    assert read_kspace(path).spacing == pytest.approx((2.0, 1.5))
+    assert read_volume(path).meta["pixel_spacing_mm"] == pytest.approx((1.5, 1.5))
+    assert ismrmrd_spacing(None, "encodedSpace") is None and ismrmrd_spacing("<not xml", "reconSpace") is None
+    assert ismrmrd_spacing(HEADER.replace("reconSpace", "other"), "reconSpace") is None
+    with h5py.File(path, "a") as handle:
+        del handle["ismrmrd_header"]
+    assert read_volume(path).pixel_spacing_mm is None
 
 
 def test_generated_sets_record_their_spacing(tmp_path):

@@ -23,6 +23,7 @@ import h5py
 import numpy as np
 
 from recon.errors import InputError
+from recon.io.spacing import ismrmrd_spacing
 
 RECONSTRUCTION_KEYS = ("reconstruction_esc", "reconstruction_rss")
 
@@ -65,6 +66,11 @@ def _attrs(handle: h5py.File) -> dict:
     return {k: (v.decode() if isinstance(v, bytes) else v) for k, v in handle.attrs.items()}
 
 
+def _header(handle: h5py.File) -> bytes | str | None:
+    """The ``ismrmrd_header`` XML, or None."""
+    return handle["ismrmrd_header"][()] if "ismrmrd_header" in handle else None
+
+
 def _reference(handle: h5py.File, path: Path) -> tuple[np.ndarray | None, str | None]:
     """The file's reference reconstruction (S, h, w) float64 and its dataset name, or (None, None)."""
     keys = [k for k in RECONSTRUCTION_KEYS if k in handle]
@@ -86,12 +92,14 @@ def read_fastmri(path: Path) -> tuple[np.ndarray, dict]:
     """Return ``(magnitude (S, H, W) float64, meta)``.
 
     ``meta`` has ``attrs`` (the root attributes), ``reference`` (which dataset
-    gave the image, or ``"kspace"``) and ``coils`` (1 for single-coil).
+    gave the image, or ``"kspace"``), ``coils`` (1 for single-coil) and
+    ``pixel_spacing_mm`` (from the ISMRMRD header: its reconSpace for a reference
+    reconstruction, its encodedSpace for the k-space's image; None without one).
     """
     with _open(path) as handle:
         if "kspace" not in handle and not any(k in handle for k in RECONSTRUCTION_KEYS):
             raise InputError(f"{path}: not a fastMRI file (no 'kspace' or 'reconstruction_esc/_rss' dataset)")
-        attrs = _attrs(handle)
+        attrs, header = _attrs(handle), _header(handle)
         kspace = np.asarray(handle["kspace"]) if "kspace" in handle else None
         reference, key = _reference(handle, path)
     if kspace is not None and (not np.iscomplexobj(kspace) or kspace.ndim not in (3, 4)):
@@ -99,7 +107,8 @@ def read_fastmri(path: Path) -> tuple[np.ndarray, dict]:
     if reference is None:
         reference = kspace_to_magnitude(kspace)
     coils = 1 if kspace is None or kspace.ndim == 3 else int(kspace.shape[1])
-    meta = {"attrs": attrs, "reference": key or "kspace", "coils": coils}
+    meta = {"attrs": attrs, "reference": key or "kspace", "coils": coils,
+            "pixel_spacing_mm": ismrmrd_spacing(header, "reconSpace" if key else "encodedSpace")}
     return np.abs(reference), meta
 
 
@@ -113,6 +122,8 @@ class RawFile:
         reference: (S, h, w) float64 magnitude reference, or None.
         reference_key: the dataset it came from (None without one).
         attrs: the file's root attributes.
+        spacing: (row, column) pixel spacing in mm of the k-space's image (the ISMRMRD header's encodedSpace),
+            or None.
     """
 
     kspace: np.ndarray
@@ -120,6 +131,7 @@ class RawFile:
     reference: np.ndarray | None
     reference_key: str | None
     attrs: dict
+    spacing: tuple[float, float] | None = None
 
 
 def _kspace(handle: h5py.File, path: Path) -> np.ndarray:
@@ -149,10 +161,11 @@ def read_kspace(path: Path) -> RawFile:
         kspace = _kspace(handle, path)
         mask = _mask(handle, path, kspace.shape[-1])
         reference, key = _reference(handle, path)
-        attrs = _attrs(handle)
+        attrs, header = _attrs(handle), _header(handle)
     if reference is not None and (reference.ndim != 3 or reference.shape[0] != kspace.shape[0]):
         raise InputError(f"{path}: '{key}' {reference.shape} does not match the {kspace.shape[0]} k-space slices")
-    return RawFile(kspace, mask, None if reference is None else np.abs(reference), key, attrs)
+    return RawFile(kspace, mask, None if reference is None else np.abs(reference), key, attrs,
+                   ismrmrd_spacing(header, "encodedSpace"))
 
 
 def centre_box(grid: tuple[int, int], crop: tuple[int, int]) -> tuple[slice, slice]:

@@ -1,7 +1,9 @@
-"""In-plane pixel spacing (mm) of what the readers return: DICOM PixelSpacing, NIfTI voxel sizes."""
+"""In-plane pixel spacing (mm) of what the readers return: DICOM PixelSpacing, NIfTI voxel sizes, the ISMRMRD
+header of a fastMRI file."""
 from __future__ import annotations
 
 import math
+import xml.etree.ElementTree as ElementTree
 
 import nibabel as nib
 import pydicom
@@ -30,10 +32,30 @@ def nifti_spacing(meta: dict) -> tuple[float, float]:
     return along[1], along[0]
 
 
+ISMRMRD = "{http://www.ismrm.org/ISMRMRD}"
+
+
+def ismrmrd_spacing(header: str | bytes | None, space: str) -> tuple[float, float] | None:
+    """(row, column) pixel spacing in mm of a fastMRI image from its ``ismrmrd_header`` XML: the field of view
+    over the matrix size of ``space`` ("encodedSpace": the k-space's own grid, rows along the readout x;
+    "reconSpace": the reference reconstruction's). None without a header or with one that does not say."""
+    if header is None:
+        return None
+    try:
+        root = ElementTree.fromstring(header)
+        found = root.find(f"{ISMRMRD}encoding/{ISMRMRD}{space}")
+        fov = [float(found.find(f"{ISMRMRD}fieldOfView_mm/{ISMRMRD}{a}").text) for a in "xy"]
+        matrix = [float(found.find(f"{ISMRMRD}matrixSize/{ISMRMRD}{a}").text) for a in "xy"]
+    except (ElementTree.ParseError, AttributeError, TypeError, ValueError):
+        return None
+    spacing = tuple(f / m for f, m in zip(fov, matrix) if m > 0)
+    return spacing if len(spacing) == 2 and all(math.isfinite(v) and v > 0 for v in spacing) else None
+
+
 def volume_spacing(fmt: str, meta: dict) -> tuple[float, float] | None:
     """(row, column) pixel spacing in mm of a volume read as ``fmt`` with reader metadata ``meta`` (a DICOM
-    series: its first slice's); None for arrays and pictures, which do not say, and for fastMRI files, whose
-    ISMRMRD header is not read for it."""
+    series: its first slice's); None for the other formats (arrays and pictures do not say; the fastMRI reader
+    sets its own from the ISMRMRD header, :func:`ismrmrd_spacing`)."""
     if fmt == "dicom":
         return dicom_spacing(meta["datasets"][0])
     if fmt == "nifti":

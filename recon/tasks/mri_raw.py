@@ -109,7 +109,7 @@ def read_raw(task: Task, source: Path) -> "RawKspaceScan":
     measurement = (f"MRI raw k-space ({coils} coil{'s, ESPIRiT maps' if coils > 1 else ''}), {described}, "
                    f"{PRIOR_NOTES[task.complex_prior]}")
     meta = {"attrs": raw.attrs, "reference": raw.reference_key, "coils": coils, "measured": "k-space",
-            "files": [source], "square": None, "crop": crop}
+            "files": [source], "square": None, "crop": crop, "pixel_spacing_mm": raw.spacing}
     volume = Volume(data=zero_filled.astype(np.float32), modality="mri", source=source, format="fastmri",
                     scale=float(scale), meta=meta)
     return RawKspaceScan(task, volume, kspace / scale, columns, reference, measurement)

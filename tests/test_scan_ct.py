@@ -134,6 +134,9 @@ def test_recon_ct_geometry_score_and_simulated_study(tmp_path):
                  "--quiet"]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["method"] == "score-dds" and metrics["resampled_to"] == 128
+    # the geometry's 2 mm pixels on N = 64 are 1 mm on ct-128's 128² grid, below its 1.72 mm / 1.5: a warning
+    spacing = metrics["pixel_spacing"]
+    assert (spacing["scan_mm"], spacing["on_prior_grid_mm"]) == (2.0, 1.0) and "1 mm on prior ct-128" in spacing["warning"]
     assert metrics["data_residual"]["method"] < metrics["data_residual"]["fbp"]
     study = tmp_path / "study"  # an image input: its sinogram simulated in the geometry, 10 of its views
     assert main(["ct", "--geometry", str(geom), str(tmp_path / "image.npy"), "--projections", "10",

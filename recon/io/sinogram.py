@@ -84,6 +84,6 @@ def sinogram_volume(path: Path, n_slices: int, size: int, pixel_spacing_mm: floa
     template = nib.Nifti1Image(np.zeros((size, size, n_slices), np.float32), affine)
     template.set_qform(affine, 1)
     template.set_sform(affine, 1)
-    meta = {"measured": "sinogram", "files": files, "pixel_spacing_mm": pixel_spacing_mm,
+    meta = {"measured": "sinogram", "files": files, "pixel_spacing_mm": (pixel_spacing_mm, pixel_spacing_mm),
             "nifti": {"image": template, "ndim": 3, "ornt": io_orientation(affine)}}
     return Volume(np.zeros((n_slices, size, size), np.float32), "ct", path, "sinogram", meta=meta)

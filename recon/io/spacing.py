@@ -9,6 +9,11 @@ import nibabel as nib
 import pydicom
 
 
+def _positive(spacing: tuple[float, float]) -> tuple[float, float] | None:
+    """``spacing`` when both values are finite and positive, else None."""
+    return spacing if all(math.isfinite(v) and v > 0 for v in spacing) else None
+
+
 def dicom_spacing(ds: pydicom.Dataset) -> tuple[float, float] | None:
     """(row, column) pixel spacing in mm: PixelSpacing, else that of the shared functional groups
     (enhanced multi-frame files); None when absent or not positive."""
@@ -22,7 +27,7 @@ def dicom_spacing(ds: pydicom.Dataset) -> tuple[float, float] | None:
         rows, columns = (float(v) for v in value)
     except (TypeError, ValueError):
         return None
-    return (rows, columns) if all(math.isfinite(v) and v > 0 for v in (rows, columns)) else None
+    return _positive((rows, columns))
 
 
 def nifti_spacing(meta: dict) -> tuple[float, float]:
@@ -48,8 +53,7 @@ def ismrmrd_spacing(header: str | bytes | None, space: str) -> tuple[float, floa
         matrix = [float(found.find(f"{ISMRMRD}matrixSize/{ISMRMRD}{a}").text) for a in "xy"]
     except (ElementTree.ParseError, AttributeError, TypeError, ValueError):
         return None
-    spacing = tuple(f / m for f, m in zip(fov, matrix) if m > 0)
-    return spacing if len(spacing) == 2 and all(math.isfinite(v) and v > 0 for v in spacing) else None
+    return _positive((fov[0] / matrix[0], fov[1] / matrix[1])) if min(matrix) > 0 else None
 
 
 def volume_spacing(fmt: str, meta: dict) -> tuple[float, float] | None:
@@ -59,6 +63,5 @@ def volume_spacing(fmt: str, meta: dict) -> tuple[float, float] | None:
     if fmt == "dicom":
         return dicom_spacing(meta["datasets"][0])
     if fmt == "nifti":
-        spacing = nifti_spacing(meta)
-        return spacing if all(math.isfinite(v) and v > 0 for v in spacing) else None
+        return _positive(nifti_spacing(meta))
     return None

@@ -31,8 +31,7 @@ class Volume:
 
     @property
     def pixel_spacing_mm(self) -> float | None:
-        """The in-plane pixel spacing in mm (the mean of rows and columns), None when the input does not say."""
+        """The in-plane pixel spacing in mm: the mean of ``meta["pixel_spacing_mm"]`` (row, column), as the readers
+        give it; None when the input does not say."""
         spacing = self.meta.get("pixel_spacing_mm")
-        if spacing is None:
-            return None
-        return float(sum(spacing) / len(spacing)) if isinstance(spacing, (tuple, list)) else float(spacing)
+        return None if spacing is None else (float(spacing[0]) + float(spacing[1])) / 2

@@ -95,7 +95,8 @@ def read_volume(path: Path | str, modality: str | None = None, square: str = "re
     DICOM series gets a :class:`recon.io.lazy_stack.LazyStack` instead, which
     decodes (and checks) its slices when they are indexed, so that a long
     series is never held whole. ``meta["pixel_spacing_mm"]`` is the (row, column)
-    pixel spacing where the file gives one (DICOM, NIfTI), else None.
+    pixel spacing where the file gives one (DICOM, NIfTI, a fastMRI ISMRMRD header),
+    else None.
     """
     path = Path(path)
     if modality is not None and modality not in MODALITIES:

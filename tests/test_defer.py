@@ -83,6 +83,9 @@ def test_reconstruct_with_refine_tv_runs_the_sampler_twice_and_records_the_choic
     assert deferred.nfe == 2 * plain.nfe
     assert deferred.params["refine_tv"] == LAM and deferred.params["refine_mu"][0] in defer.ANCHORS
     assert deferred.mean.shape == plain.mean.shape
+    quick_choice = reconstruct(prior, m, y, resolve_options(prior, "dds", None, steps=4, refine_tv=LAM,
+                                                            choice_steps=2), progress=False, holdout=holdout)
+    assert quick_choice.nfe == plain.nfe + 2 and quick_choice.params["steps"] == 4
     with pytest.raises(ValueError, match="holdout"):
         reconstruct(prior, m, y, resolve_options(prior, "dds", None, steps=4, refine_tv=LAM), progress=False)
 
@@ -118,6 +121,8 @@ def test_a_negative_refine_tv_is_refused_by_name():
 
     with pytest.raises(InputError, match="--refine-tv: must be >= 0"):
         resolve_options(None, "dds", None, refine_tv=-1.0)
+    with pytest.raises(InputError, match="--choice-steps: must be an integer >= 1"):
+        resolve_options(None, "dds", None, choice_steps=0)
 
 
 @pytest.mark.parametrize("kind", ["sparse views", "metal traces"])

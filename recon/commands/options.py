@@ -73,6 +73,9 @@ def add_sampler_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--refine-tv", type=float, default=None, metavar="LAM",
                         help="defer to the data: refine the result by least squares + LAM TV anchored at it, the "
                              "anchor's weight chosen per slice by held-out measurements (0: off; default: tuned)")
+    parser.add_argument("--choice-steps", type=int, default=None, metavar="N",
+                        help="noise levels of the sampler's run on the fitted lines that chooses the refinement's "
+                             "anchor weight (default: the profile's, else --steps)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--prior", default=None, help="bundled prior name or checkpoint folder (default: the modality's)")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda when available)")

@@ -284,7 +284,8 @@ def _deferred(prior, measurement, y: torch.Tensor, options: SamplerOptions, hold
         record = {"refine_mu": mu.tolist(), "refine": f"mu = 0, nothing to hold out: {error}"}
         chosen = None
     else:
-        chosen = _on_prior_grid(prior, fit, fit.P(full), plain, run)
+        choice = dataclasses.replace(plain, steps=options.choice_steps or options.steps)
+        chosen = _on_prior_grid(prior, fit, fit.P(full), choice, run)
         with torch.no_grad():
             mu, record = defer.choose_anchor_weight(measurement, chosen.mean, options.refine_tv, (fit, held, full))
         inner = _on_prior_grid(prior, measurement, y, plain, run)

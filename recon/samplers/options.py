@@ -30,11 +30,14 @@ class SamplerOptions:
         step_norm: ``"image"`` (per-image norms in the corrector's snr step size) or ``"batch"``.
         refine_tv: TV weight of the refinement that defers to the data (:mod:`recon.samplers.defer`);
             0: none, the sampler's result is the output.
+        choice_steps: noise levels of the sampler's run on the fitted lines that chooses the refinement's
+            anchor weight (``refine_tv`` > 0; None: ``steps``).
     """
 
     steps: int = 50
     step_norm: str = "image"
     refine_tv: float = 0.0
+    choice_steps: int | None = None
 
     name: ClassVar[str]
     tuned: ClassVar[tuple[str, ...]] = ()
@@ -67,7 +70,7 @@ class PCOptions(ProximalOptions):
     lam: float = 1.0
     corrector_steps: int = 1
     name: ClassVar[str] = "pc"
-    tuned: ClassVar[tuple[str, ...]] = ("snr", "lam", "refine_tv")
+    tuned: ClassVar[tuple[str, ...]] = ("snr", "lam", "refine_tv", "choice_steps")
 
 
 @dataclass(frozen=True)
@@ -90,7 +93,7 @@ class LangevinOptions(SamplerOptions):
     corrector_steps: int = 3
     likelihood_scale: float | None = None
     name: ClassVar[str] = "langevin"
-    tuned: ClassVar[tuple[str, ...]] = ("snr", "rho", "refine_tv")
+    tuned: ClassVar[tuple[str, ...]] = ("snr", "rho", "refine_tv", "choice_steps")
 
 
 @dataclass(frozen=True)
@@ -116,7 +119,8 @@ class DDSOptions(ProximalOptions):
     start_sigma: float | None = None
     start_from: str = "cgls"
     name: ClassVar[str] = "dds"
-    tuned: ClassVar[tuple[str, ...]] = ("eta", "cg_steps", "gamma", "start_sigma", "start_from", "refine_tv")
+    tuned: ClassVar[tuple[str, ...]] = ("eta", "cg_steps", "gamma", "start_sigma", "start_from", "refine_tv",
+                                        "choice_steps")
 
 
 @dataclass(frozen=True)
@@ -128,7 +132,7 @@ class DDIMOptions(ProximalOptions):
     start_sigma: float | None = None
     start_from: str = "cgls"
     name: ClassVar[str] = "ddim"
-    tuned: ClassVar[tuple[str, ...]] = ("eta", "lam", "start_sigma", "start_from", "refine_tv")
+    tuned: ClassVar[tuple[str, ...]] = ("eta", "lam", "start_sigma", "start_from", "refine_tv", "choice_steps")
 
 
 OPTIONS: dict[str, type[SamplerOptions]] = {cls.name: cls for cls in (
@@ -158,6 +162,7 @@ OPTION_RULES: dict[str, tuple[Callable[[Any], bool], str | Callable[[], str]]] =
     "start_sigma": (lambda v: v > 0, "> 0"),
     "start_from": (lambda v: v in warm_starts(), lambda: f"one of {', '.join(warm_starts())}"),
     "steps": (lambda v: int(v) == v and v >= 1, "an integer >= 1"),
+    "choice_steps": (lambda v: int(v) == v and v >= 1, "an integer >= 1"),
     "corrector_steps": (lambda v: int(v) == v and v >= 0, "an integer >= 0"),
     "step_norm": (lambda v: v in STEP_NORMS, f"one of {', '.join(STEP_NORMS)}"),
     "form": (lambda v: v in FORMS, f"one of {', '.join(FORMS)}"),

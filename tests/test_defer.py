@@ -86,6 +86,11 @@ def test_reconstruct_with_refine_tv_runs_the_sampler_twice_and_records_the_choic
     quick_choice = reconstruct(prior, m, y, resolve_options(prior, "dds", None, steps=4, refine_tv=LAM,
                                                             choice_steps=2), progress=False, holdout=holdout)
     assert quick_choice.nfe == plain.nfe + 2 and quick_choice.params["steps"] == 4
+    # Noiseless data: alone the sampler projects onto them; before the refinement, which fits them, it does not.
+    assert plain.params["final_projection"] is True and deferred.params["final_projection"] is False
+    projecting = resolve_options(prior, "dds", None, steps=4, refine_tv=LAM, final_projection=True)
+    asked = reconstruct(prior, m, y, projecting, progress=False, holdout=holdout)
+    assert asked.params["final_projection"] is True
     with pytest.raises(ValueError, match="holdout"):
         reconstruct(prior, m, y, resolve_options(prior, "dds", None, steps=4, refine_tv=LAM), progress=False)
 
@@ -99,8 +104,8 @@ def test_with_every_measured_line_protected_the_data_decide(prior):
     result = reconstruct(prior, problem.measurement, problem.y, options, progress=False, holdout=problem.holdout)
     assert result.params["refine"].startswith("mu = 0, nothing to hold out: too few measured lines")
     assert result.params["refine_mu"] == [0.0] and result.nfe == 3
-    plain = reconstruct(prior, problem.measurement, problem.y, dataclasses.replace(options, refine_tv=0.0),
-                        progress=False)
+    plain = reconstruct(prior, problem.measurement, problem.y,
+                        dataclasses.replace(options, refine_tv=0.0, final_projection=False), progress=False)
     expected = defer.anchored_tv(problem.measurement, problem.y, plain.mean, 1e-4, torch.zeros(1),
                                  defer.FINAL_ITERATIONS)
     assert torch.allclose(result.mean, expected, atol=1e-5)

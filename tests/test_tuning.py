@@ -159,13 +159,12 @@ def test_search_space():
         search_space("pc", "mri", {"lam": 0.5, "snr": 0.3})
 
 
-def test_a_profile_sets_the_choice_run_and_the_final_projection():
-    """The MAR profile's way of saving time: a shorter choice run and no projection before the refinement."""
-    meta = {"defaults": {"ct-mar": {"dds": {"refine_tv": 1e-4, "choice_steps": 25, "final_projection": False}}}}
+def test_a_profile_sets_the_choice_run():
+    meta = {"defaults": {"ct-mar": {"dds": {"refine_tv": 1e-4, "choice_steps": 25}}}}
     prior = type("Prior", (), {"meta": meta})()
     options = resolve_options(prior, "dds", "ct-mar")
-    assert (options.choice_steps, options.final_projection, options.steps) == (25, False, 50)
-    assert resolve_options(prior, "dds", "ct-sparse-view").final_projection is None
+    assert (options.choice_steps, options.steps) == (25, 50)
+    assert resolve_options(prior, "dds", "ct-sparse-view").choice_steps is None
     assert resolve_options(prior, "dds", "ct-mar", choice_steps=50).choice_steps == 50
 
 

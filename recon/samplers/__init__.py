@@ -274,6 +274,8 @@ def _deferred(prior, measurement, y: torch.Tensor, options: SamplerOptions, hold
     axis, keep_center = holdout
     full = measurement.P_inv(y)
     plain = dataclasses.replace(options, refine_tv=0.0)
+    if getattr(options, "final_projection", False) is None:  # the refinement fits the data: no projection before it
+        plain = dataclasses.replace(plain, final_projection=False)
     try:
         fit, held = defer.holdout_split(measurement, full, axis, defer.HOLDOUT_EVERY, keep_center)
     except InputError as error:  # every measured line is protected (the k-space centre alone, 24x on 128 columns)

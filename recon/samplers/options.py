@@ -54,7 +54,8 @@ class ProximalOptions(SamplerOptions):
     Attributes:
         form: ``"projection"`` or ``"residual"`` step (None: projection, with the hann FBP window as T^-1
             for CT; see :mod:`recon.samplers.consistency`).
-        final_projection: project the result onto {A x = y} (None: when the data are noiseless and lam > 0).
+        final_projection: project the result onto {A x = y} (None: when the data are noiseless, lam > 0 and
+            no refinement follows, ``refine_tv`` = 0).
     """
 
     form: str | None = None

@@ -93,8 +93,9 @@ def test_defaults_come_from_the_prior_then_the_published_values(prior):
     assert (params["snr"], params["lam"]) == (0.3, 0.9)
     params = solve(prior, m, y, "langevin", steps=2, task="mri", progress=False).params
     assert (params["snr"], params["rho"]) == (0.2, 0.5)
-    assert sampler_defaults(prior, "pc", "ct-sparse-view") == {"snr": 0.246, "lam": 0.841, "refine_tv": 0.0, "choice_steps": None}
-    assert sampler_defaults(prior, "score-sde", "mri") == {"snr": 0.608, "rho": 1.231, "refine_tv": 0.0, "choice_steps": None}
+    unrefined = {"refine_tv": 0.0, "choice_steps": None}
+    assert sampler_defaults(prior, "pc", "ct-sparse-view") == {"snr": 0.246, "lam": 0.841, **unrefined}
+    assert sampler_defaults(prior, "score-sde", "mri") == {"snr": 0.608, "rho": 1.231, **unrefined}
     params = solve(prior, m, y, "pc", steps=2, task="mri", snr=0.1, lam=0.5, progress=False).params
     assert (params["snr"], params["lam"], params["form"]) == (0.1, 0.5, "projection")
     assert {"sampler", "steps", "corrector_steps", "snr", "lam", "form", "seed", "n_samples", "sigma_max",

@@ -180,9 +180,10 @@ def test_profile_merges_into_the_prior_defaults(tmp_path):
             "defaults_source": "published values"}
     merged = apply_profile(meta, profile, path)
     prior = type("Prior", (), {"meta": merged})()
-    assert sampler_defaults(prior, "pc", "mri") == {"snr": 0.3, "lam": 0.5, "refine_tv": 0.0, "choice_steps": None}
-    assert sampler_defaults(prior, "ald", "mri") == {"snr": 0.4, "lam": 0.6, "refine_tv": 0.0, "choice_steps": None}
-    assert sampler_defaults(prior, "pc", "ct-sparse-view") == {"snr": 0.1, "lam": 0.7, "refine_tv": 0.0, "choice_steps": None}
+    unrefined = {"refine_tv": 0.0, "choice_steps": None}
+    assert sampler_defaults(prior, "pc", "mri") == {"snr": 0.3, "lam": 0.5, **unrefined}
+    assert sampler_defaults(prior, "ald", "mri") == {"snr": 0.4, "lam": 0.6, **unrefined}
+    assert sampler_defaults(prior, "pc", "ct-sparse-view") == {"snr": 0.1, "lam": 0.7, **unrefined}
     assert merged["defaults_source"]["mri"]["pc"] == {"profile": str(path), "date": "d", "prior_sha256": "abc"}
     assert defaults_source(prior, "pc", "mri")["profile"] == str(path)
     assert defaults_source(prior, "ddim", "mri") == "published values"  # the metadata's note, for untuned samplers

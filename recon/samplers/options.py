@@ -21,6 +21,10 @@ from recon.methods import BASELINES
 from recon.samplers.consistency import FORMS
 
 
+REFINEMENT = ("refine_tv", "choice_steps")
+"""The options of the refinement that defers to the data, which every sampler has and a profile may set."""
+
+
 @dataclass(frozen=True)
 class SamplerOptions:
     """Options every sampler has.
@@ -71,7 +75,7 @@ class PCOptions(ProximalOptions):
     lam: float = 1.0
     corrector_steps: int = 1
     name: ClassVar[str] = "pc"
-    tuned: ClassVar[tuple[str, ...]] = ("snr", "lam", "refine_tv", "choice_steps")
+    tuned: ClassVar[tuple[str, ...]] = ("snr", "lam", *REFINEMENT)
 
 
 @dataclass(frozen=True)
@@ -94,7 +98,7 @@ class LangevinOptions(SamplerOptions):
     corrector_steps: int = 3
     likelihood_scale: float | None = None
     name: ClassVar[str] = "langevin"
-    tuned: ClassVar[tuple[str, ...]] = ("snr", "rho", "refine_tv", "choice_steps")
+    tuned: ClassVar[tuple[str, ...]] = ("snr", "rho", *REFINEMENT)
 
 
 @dataclass(frozen=True)
@@ -120,8 +124,7 @@ class DDSOptions(ProximalOptions):
     start_sigma: float | None = None
     start_from: str = "cgls"
     name: ClassVar[str] = "dds"
-    tuned: ClassVar[tuple[str, ...]] = ("eta", "cg_steps", "gamma", "start_sigma", "start_from", "refine_tv",
-                                        "choice_steps")
+    tuned: ClassVar[tuple[str, ...]] = ("eta", "cg_steps", "gamma", "start_sigma", "start_from", *REFINEMENT)
 
 
 @dataclass(frozen=True)
@@ -133,7 +136,7 @@ class DDIMOptions(ProximalOptions):
     start_sigma: float | None = None
     start_from: str = "cgls"
     name: ClassVar[str] = "ddim"
-    tuned: ClassVar[tuple[str, ...]] = ("eta", "lam", "start_sigma", "start_from", "refine_tv", "choice_steps")
+    tuned: ClassVar[tuple[str, ...]] = ("eta", "lam", "start_sigma", "start_from", *REFINEMENT)
 
 
 OPTIONS: dict[str, type[SamplerOptions]] = {cls.name: cls for cls in (
@@ -151,6 +154,8 @@ def warm_starts() -> tuple[str, ...]:
     return tuple(BASELINES)
 
 
+_AT_LEAST_ONE = (lambda v: int(v) == v and v >= 1, "an integer >= 1")
+
 # Each option's validity test and its description for error messages.
 OPTION_RULES: dict[str, tuple[Callable[[Any], bool], str | Callable[[], str]]] = {
     "snr": (lambda v: v > 0, "> 0"),
@@ -162,8 +167,8 @@ OPTION_RULES: dict[str, tuple[Callable[[Any], bool], str | Callable[[], str]]] =
     "refine_tv": (lambda v: v >= 0, ">= 0"),
     "start_sigma": (lambda v: v > 0, "> 0"),
     "start_from": (lambda v: v in warm_starts(), lambda: f"one of {', '.join(warm_starts())}"),
-    "steps": (lambda v: int(v) == v and v >= 1, "an integer >= 1"),
-    "choice_steps": (lambda v: int(v) == v and v >= 1, "an integer >= 1"),
+    "steps": _AT_LEAST_ONE,
+    "choice_steps": _AT_LEAST_ONE,
     "corrector_steps": (lambda v: int(v) == v and v >= 0, "an integer >= 0"),
     "step_norm": (lambda v: v in STEP_NORMS, f"one of {', '.join(STEP_NORMS)}"),
     "form": (lambda v: v in FORMS, f"one of {', '.join(FORMS)}"),

@@ -2,7 +2,7 @@
 import numpy as np
 
 from recon.data import build_dataset, read_manifest
-from recon.data.mri_slices import _base_slices
+from recon.data.mri_slices import base_slices
 from recon.data.mri_varied import BRAIN_KNOTS, _random_curve, body_slice, brain_slice, varied_slice
 
 
@@ -26,7 +26,7 @@ def test_contrast_is_randomised_beyond_t1():
 def test_even_items_are_brains_of_their_split_odd_items_bodies():
     assert np.array_equal(varied_slice("val", 32, 5, 0), brain_slice("val", 32, 5))
     assert np.array_equal(varied_slice("val", 32, 5, 1), body_slice(32, 5))
-    assert len(_base_slices("val", 32)) == 8  # val brains come from the held-out template block only
+    assert len(base_slices("val", 32)) == 8  # val brains come from the held-out template block only
 
 
 def test_build_varied_set(tmp_path):

@@ -25,8 +25,10 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Callable
 
 import h5py
 import numpy as np
@@ -59,11 +61,21 @@ SOURCE = {
 }
 
 
-CT_PHANTOMS = {"thorax": (thorax_phantom, "recon.data.phantom_ct.thorax_phantom", PHANTOM_VERSION),
-               "head": (head_phantom, "recon.data.phantom_head.head_phantom", HEAD_PHANTOM_VERSION)}
-"""The CT generators by anatomy: (function (size, seed) -> HU, its name, its version)."""
-CT_FIELD_OF_VIEW_MM = {"thorax": (FOV_MM, FOV_MM), "head": FOV_RANGE_MM}
-"""The side in mm of what each CT generator's slices show: (smallest, largest)."""
+@dataclass(frozen=True)
+class CTGenerator:
+    """A CT phantom generator: ``make(size, seed)`` -> (size, size) HU; ``name`` and ``version`` go into the
+    manifest; ``fov_mm`` is the (smallest, largest) side in mm of what its slices show."""
+    make: Callable[[int, int], np.ndarray]
+    name: str
+    version: int
+    fov_mm: tuple[float, float]
+
+
+CT_PHANTOMS = {
+    "thorax": CTGenerator(thorax_phantom, "recon.data.phantom_ct.thorax_phantom", PHANTOM_VERSION, (FOV_MM, FOV_MM)),
+    "head": CTGenerator(head_phantom, "recon.data.phantom_head.head_phantom", HEAD_PHANTOM_VERSION, FOV_RANGE_MM),
+}
+"""The CT generators by anatomy."""
 ANATOMIES = {"ct": (*CT_PHANTOMS, "mixed"), "mri": ("brain", "varied")}
 """``anatomy`` of a set, per modality. CT: one generator, or ``mixed`` (even items thorax, odd items head).
 MRI: ``brain`` (the T1 template, :mod:`recon.data.mri_slices`) or ``varied`` (randomised contrasts, brain and
@@ -79,7 +91,7 @@ def ct_anatomy(anatomy: str, index: int) -> str:
 def field_of_view_mm(modality: str, anatomy: str) -> tuple[float, float]:
     """(smallest, largest) side in mm of what the slices of a generated set show."""
     if modality == "ct":
-        ranges = [CT_FIELD_OF_VIEW_MM[a] for a in (("thorax", "head") if anatomy == "mixed" else (anatomy,))]
+        ranges = [CT_PHANTOMS[a].fov_mm for a in (("thorax", "head") if anatomy == "mixed" else (anatomy,))]
         return min(r[0] for r in ranges), max(r[1] for r in ranges)
     return mri_varied.field_of_view_mm() if anatomy == "varied" else mri_slices.field_of_view_mm()
 
@@ -100,7 +112,7 @@ def make_item(modality: str, size: int, seed: int, split: str, index: int, anato
     modality's default)."""
     anatomy = anatomy or DEFAULT_ANATOMY[modality]
     if modality == "ct":
-        phantom = CT_PHANTOMS[ct_anatomy(anatomy, index)][0]
+        phantom = CT_PHANTOMS[ct_anatomy(anatomy, index)].make
         return hu_to_model(phantom(size, item_seed(seed, split, index))).astype(np.float32)
     if anatomy == "varied":
         return varied_slice(split, size, item_seed(seed, split, index), index)
@@ -133,13 +145,13 @@ def _manifest(modality: str, size: int, counts: dict, seed: int, anatomy: str) -
     if modality == "ct" and anatomy == "mixed":
         splits = {s: f"i even: thorax_phantom, i odd: head_phantom (size, item_seed(seed, '{s}', i))" for s in SPLITS}
         generator = {"name": "recon.data.build.ct_anatomy (mixed)",
-                     "generators": {a: {"name": name, "version": version} for a, (_, name, version) in CT_PHANTOMS.items()}}
+                     "generators": {a: {"name": g.name, "version": g.version} for a, g in CT_PHANTOMS.items()}}
         source = "procedural thorax and head phantoms, alternating, no patient data"
     elif modality == "ct":
-        _, name, version = CT_PHANTOMS[anatomy]
-        splits = {s: f"{name.rsplit('.', 1)[1]}(size, item_seed(seed, '{s}', i))" for s in SPLITS}
-        generator = {"name": name, "version": version}
-        source = f"procedural {anatomy} phantom ({name}), no patient data"
+        phantom = CT_PHANTOMS[anatomy]
+        splits = {s: f"{phantom.name.rsplit('.', 1)[1]}(size, item_seed(seed, '{s}', i))" for s in SPLITS}
+        generator = {"name": phantom.name, "version": phantom.version}
+        source = f"procedural {anatomy} phantom ({phantom.name}), no patient data"
     elif anatomy == "varied":
         splits = {s: f"i even: brain_slice('{s}', size, item_seed(seed, '{s}', i)) (template slices of the split), "
                      f"i odd: body_slice(size, item_seed(seed, '{s}', i))" for s in SPLITS}

@@ -102,13 +102,15 @@ def split_indices(split: str) -> list[int]:
 
 
 @functools.lru_cache(maxsize=4)
-def _base_slices(split: str, size: int) -> np.ndarray:
+def base_slices(split: str, size: int) -> np.ndarray:
     """The split's template slices resized to (K, size, size) float32."""
     stack = template_slices()[split_indices(split)]
     return resize(stack, (len(stack), size, size), order=1, anti_aliasing=True, preserve_range=True).astype(np.float32)
 
 
-def _smooth_field(rng: np.random.Generator, size: int, sigma: float) -> np.ndarray:
+def smooth_field(rng: np.random.Generator, size: int, sigma: float) -> np.ndarray:
+    """A (size, size) Gaussian random field of unit std, smoothed by a Gaussian of ``sigma`` pixels (bias fields,
+    elastic displacements)."""
     field = ndimage.gaussian_filter(rng.standard_normal((size, size)), sigma, mode="reflect")
     return field / (field.std() + 1e-12)
 
@@ -127,15 +129,15 @@ def augment_slice(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     src_r = (cos * rows - sin * cols) / scale[0] + (n - 1) / 2 - shift[0]
     src_c = (sin * rows + cos * cols) / scale[1] + (n - 1) / 2 - shift[1]
     elastic = rng.uniform(0.0, 0.03) * n
-    src_r += elastic * _smooth_field(rng, n, n / 10)
-    src_c += elastic * _smooth_field(rng, n, n / 10)
+    src_r += elastic * smooth_field(rng, n, n / 10)
+    src_c += elastic * smooth_field(rng, n, n / 10)
     out = np.clip(ndimage.map_coordinates(image, [src_r, src_c], order=3, mode="constant"), 0.0, None)
     # Intensity: monotone contrast tweak, gamma, bias field, faint Rician noise.
     peak = max(float(out.max()), 1e-6)
     x = out / peak
     x = x + rng.uniform(-0.06, 0.06) * np.sin(np.pi * x)
     x = np.clip(x, 0.0, None) ** np.exp(rng.uniform(-0.3, 0.3))
-    x = x * np.exp(rng.uniform(0.05, 0.25) * _smooth_field(rng, n, n / 4))
+    x = x * np.exp(rng.uniform(0.05, 0.25) * smooth_field(rng, n, n / 4))
     if rng.random() < 0.3:
         sigma = rng.uniform(0.003, 0.012)
         x = np.hypot(x + sigma * rng.standard_normal(x.shape), sigma * rng.standard_normal(x.shape))
@@ -144,7 +146,7 @@ def augment_slice(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 def plain_slice(split: str, size: int, index: int) -> np.ndarray | None:
     """Template slice ``index`` of ``split`` as it is (model units), or None past the end."""
-    base = _base_slices(split, size)
+    base = base_slices(split, size)
     return robust_scale(base[index])[0].astype(np.float32) if index < len(base) else None
 
 
@@ -152,7 +154,7 @@ def augmented_slice(split: str, size: int, seed: int) -> np.ndarray:
     """One augmented slice of ``split``, determined by ``seed``: a template slice drawn
     uniformly, augmented, in model units."""
     rng = np.random.default_rng(seed)
-    base = _base_slices(split, size)
+    base = base_slices(split, size)
     return robust_scale(augment_slice(base[rng.integers(len(base))], rng))[0].astype(np.float32)
 
 
@@ -163,7 +165,7 @@ def mri_slices(split: str, size: int, seed: int, augment: bool) -> Iterator[np.n
     With ``augment``: an endless seeded stream of augmented slices.
     """
     if not augment:
-        for index in range(len(_base_slices(split, size))):
+        for index in range(len(base_slices(split, size))):
             yield plain_slice(split, size, index)
         return
     rng = np.random.default_rng(seed)

@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from recon.data.mri_slices import _base_slices, _smooth_field, augment_slice
+from recon.data.mri_slices import augment_slice, base_slices, smooth_field
 from recon.data.mri_slices import field_of_view_mm as brain_field_of_view
 from recon.data.phantom_ct import thorax_phantom
 from recon.data.phantom_geometry import FOV_MM
@@ -65,7 +65,7 @@ def _acquisition(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Blur, bias field and (in half the slices) Rician noise on a slice scaled to [0, ~1]."""
     n = image.shape[0]
     x = ndimage.gaussian_filter(image, rng.uniform(0.0, 1.2))
-    x = x * np.exp(rng.uniform(0.05, 0.3) * _smooth_field(rng, n, n / 4))
+    x = x * np.exp(rng.uniform(0.05, 0.3) * smooth_field(rng, n, n / 4))
     if rng.random() < 0.5:
         sigma = rng.uniform(0.003, 0.02) * max(float(x.max()), 1e-6)
         x = np.hypot(x + sigma * rng.standard_normal(x.shape), sigma * rng.standard_normal(x.shape))
@@ -75,7 +75,7 @@ def _acquisition(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 def brain_slice(split: str, size: int, seed: int) -> np.ndarray:
     """One randomised-contrast brain slice of ``split`` (size, size) float32, model units."""
     rng = np.random.default_rng(seed)
-    base = _base_slices(split, size)
+    base = base_slices(split, size)
     t1 = augment_slice(base[rng.integers(len(base))], rng)
     t1 = t1 / max(float(np.percentile(t1[t1 > 0.05], 99.5)) if (t1 > 0.05).any() else 1.0, 1e-6)
     image = np.interp(t1, BRAIN_KNOTS, _random_curve(rng, len(BRAIN_KNOTS), 2))

@@ -6,7 +6,7 @@ Images are (B, 1, N, N) float tensors on any device; see
 """
 from operators.coils import CoilFourier
 from operators.geometry import ParallelBeamGeometry
-from operators.grids import Upsampled, on_coarse_grid
+from operators.grids import Regridded, on_grid
 from operators.masks import (BooleanMask, ViewMask, arc_view_indices, default_center_fraction, equispaced_columns,
                              kspace_column_mask, metal_trace, random_columns, view_indices)
 from operators.measurement import Measurement, metal_trace_ct, sparse_view_ct, undersampled_mri
@@ -16,8 +16,8 @@ from operators.transforms import CTTransform, Fourier, Radon, Transform, fft2c, 
 
 __all__ = [
     "BooleanMask", "CTTransform", "CoilFourier", "Fourier", "Measurement", "ParallelBeamGeometry", "Radon",
-    "ScanGeometry", "ScanTransform", "Transform", "Upsampled", "ViewMask",
+    "Regridded", "ScanGeometry", "ScanTransform", "Transform", "ViewMask",
     "arc_view_indices",
     "default_center_fraction", "equispaced_columns", "fft2c", "ifft2c", "kspace_column_mask",
-    "metal_trace", "metal_trace_ct", "on_coarse_grid", "random_columns", "sparse_view_ct", "undersampled_mri", "view_indices",
+    "metal_trace", "metal_trace_ct", "on_grid", "random_columns", "sparse_view_ct", "undersampled_mri", "view_indices",
 ]

@@ -1,19 +1,38 @@
-"""A transform seen from a coarser image grid: T U, with U bilinear interpolation to T's own grid.
+"""A transform seen from another image grid: T R, with R resampling to T's own grid.
 
 A score prior runs on its own grid (128²) while the measurement belongs to the scan's (512² CT, a
-256² fan-beam geometry). :class:`Upsampled` lets a sampler work on the prior's grid against the measured
-data as they are: forward(x) = T(U x), adjoint(y) = U^T T^T(y), so A = P(Lambda) T U is an honest linear
-operator with an exact adjoint, the measurement y is never binned or resampled, and every view, detector
-bin and k-space line keeps its geometry. T^-1 is approximated by the area average of T's own inverse.
+256² fan-beam geometry, a 64² MR slice). :class:`Regridded` lets a sampler work on the prior's grid against the
+measured data as they are: forward(x) = T(R x), adjoint(y) = R^T T^T(y), so A = P(Lambda) T R is an honest
+linear operator with an exact adjoint, the measurement y is never binned or resampled, and every view,
+detector bin and k-space line keeps its geometry. T^-1 is approximated by T's own inverse resampled to the
+prior's grid.
 
-U is separable: x (n, n) -> K x K^T with K (N, n) the 1-D linear interpolation matrix of pixel centres
-(align_corners=False, edges clamped), the same values as ``torch.nn.functional.interpolate(..., "bilinear")``.
+R is separable: x (n, n) -> K x K^T with K (N, n) the 1-D resampling matrix (:func:`resampling_matrix`):
+linear interpolation of pixel centres when T's grid is finer (align_corners=False, edges clamped, the same
+values as ``torch.nn.functional.interpolate(..., "bilinear")``), the exact area average when it is coarser
+(a pixel of T's grid integrates the prior's pixels it covers).
 """
 from __future__ import annotations
 
 import torch
 
 from operators.measurement import Measurement
+
+
+def area_matrix(coarse: int, fine: int) -> torch.Tensor:
+    """K (coarse, fine), float64: the average of the ``fine`` samples each of ``coarse`` pixels covers, by exact
+    overlap (coarse pixel i spans [i, i + 1) fine / coarse fine pixels); rows sum to one."""
+    scale = fine / coarse
+    start = torch.arange(coarse, dtype=torch.float64).unsqueeze(1) * scale
+    left = torch.arange(fine, dtype=torch.float64).unsqueeze(0)
+    overlap = (torch.minimum(start + scale, left + 1) - torch.maximum(start, left)).clamp(min=0)
+    return overlap / scale
+
+
+def resampling_matrix(to: int, start: int) -> torch.Tensor:
+    """K (to, start), float64: linear interpolation when enlarging (:func:`interpolation_matrix`), the exact
+    area average when shrinking (:func:`area_matrix`), the identity when the sides agree."""
+    return interpolation_matrix(to, start) if to >= start else area_matrix(to, start)
 
 
 def interpolation_matrix(fine: int, coarse: int) -> torch.Tensor:
@@ -30,22 +49,22 @@ def interpolation_matrix(fine: int, coarse: int) -> torch.Tensor:
     return matrix
 
 
-class Upsampled:
-    """T of images on a ``size`` grid, by bilinear interpolation to T's ``fine_size`` grid first.
+class Regridded:
+    """T of images on a ``size`` grid, resampled to T's ``fine_size`` grid first (either may be the finer).
 
     Args:
         fine: the transform T on (B, C, fine_size, fine_size) images (CT or Fourier).
-        size: the side n of the coarse images, n <= fine_size.
+        size: the side n of the images this transform takes (the prior's grid).
         fine_size: the side N of T's images.
 
     Shapes: images (B, C, n, n); T's output as T gives it. ``views`` (sparse-view CT) pass through to T.
     """
 
     def __init__(self, fine, size: int, fine_size: int):
-        if not 1 <= size <= fine_size:
-            raise ValueError(f"the coarse grid ({size}) must be between 1 and the fine grid ({fine_size})")
+        if size < 1 or fine_size < 1:
+            raise ValueError(f"grid sides must be >= 1, got {size} and {fine_size}")
         self.fine, self.size, self.fine_size = fine, size, fine_size
-        self._matrix = interpolation_matrix(fine_size, size)
+        self._matrix = resampling_matrix(fine_size, size)
         if hasattr(fine, "window"):
             self.window = fine.window
         self.takes_views = getattr(fine, "takes_views", False)
@@ -53,35 +72,38 @@ class Upsampled:
     def _k(self, like: torch.Tensor) -> torch.Tensor:
         return self._matrix.to(device=like.device, dtype=like.dtype)
 
-    def upsample(self, x: torch.Tensor) -> torch.Tensor:
-        """U: (B, C, n, n) -> (B, C, N, N)."""
+    def to_fine(self, x: torch.Tensor) -> torch.Tensor:
+        """R: (B, C, n, n) -> (B, C, N, N)."""
         k = self._k(x)
         return k @ x @ k.T
 
-    def upsample_adjoint(self, x: torch.Tensor) -> torch.Tensor:
-        """U^T: (B, C, N, N) -> (B, C, n, n)."""
+    def to_fine_adjoint(self, x: torch.Tensor) -> torch.Tensor:
+        """R^T: (B, C, N, N) -> (B, C, n, n)."""
         k = self._k(x)
         return k.T @ x @ k
 
-    def downsample(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, C, N, N) -> (B, C, n, n) by area averaging (a left inverse of U on smooth images)."""
-        return torch.nn.functional.interpolate(x, size=(self.size, self.size), mode="area")
+    def from_fine(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, N, N) -> (B, C, n, n): the area average when n < N (a left inverse of R on smooth images),
+        bilinear interpolation when n > N."""
+        mode = "area" if self.size < self.fine_size else "bilinear"
+        return torch.nn.functional.interpolate(x, size=(self.size, self.size), mode=mode,
+                                               **({} if mode == "area" else {"align_corners": False}))
 
     def forward(self, x: torch.Tensor, *views) -> torch.Tensor:
-        return self.fine.forward(self.upsample(x), *views)
+        return self.fine.forward(self.to_fine(x), *views)
 
     def adjoint(self, y: torch.Tensor, *views) -> torch.Tensor:
-        return self.upsample_adjoint(self.fine.adjoint(y, *views))
+        return self.to_fine_adjoint(self.fine.adjoint(y, *views))
 
     def inverse(self, y: torch.Tensor) -> torch.Tensor:
-        return self.downsample(self.fine.inverse(y))
+        return self.from_fine(self.fine.inverse(y))
 
-    def with_window(self, window: str) -> "Upsampled":
+    def with_window(self, window: str) -> "Regridded":
         """The same grids with T's FBP window ``window`` (CT only)."""
-        return Upsampled(self.fine.with_window(window), self.size, self.fine_size)
+        return Regridded(self.fine.with_window(window), self.size, self.fine_size)
 
 
-def on_coarse_grid(measurement: Measurement, size: int, fine_size: int) -> Measurement:
-    """``measurement`` (of fine_size² images) as a measurement of size² images: P(Lambda) T U, same y."""
-    return Measurement(Upsampled(measurement.transform, size, fine_size), measurement.sampling,
+def on_grid(measurement: Measurement, size: int, fine_size: int) -> Measurement:
+    """``measurement`` (of fine_size² images) as a measurement of size² images: P(Lambda) T R, same y."""
+    return Measurement(Regridded(measurement.transform, size, fine_size), measurement.sampling,
                        measurement.noise_std)

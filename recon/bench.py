@@ -42,7 +42,7 @@ class Method:
     2000 NFE), ``"score:dds:50"``. ``params`` are keyword arguments of a
     classical baseline (e.g. ``(("lam", 3e-5),)``, a tuned weight). Every method
     reconstructs on the slices' own grid (a score prior of another size samples on
-    its grid through A U, :func:`recon.samplers.reconstruct`).
+    its grid through A R, :func:`recon.samplers.reconstruct`).
     """
 
     name: str

@@ -16,7 +16,7 @@ Tasks and methods (:data:`METHODS`):
 
 Sizes: ``128`` resizes every slice to 128² (:func:`recon.data.real_slices.load`); ``native`` runs every
 method on the slice's own grid against the measurement simulated there (the score method samples on the
-prior's 128² grid through A U and, with ``refine_tv``, refines on the slice's grid, as ``recon ct`` without
+prior's 128² grid through A R and, with ``refine_tv``, refines on the slice's grid, as ``recon ct`` without
 ``--resample`` does). The supervised networks run at 128² only, the size they were trained at.
 
 Tuning (:func:`tune_weight`): per task, setting and size, ``lam`` of FISTA-TV / CS-TV maximises the mean
@@ -153,7 +153,7 @@ def tune_weight(method: str, task: Task, validation: list[Case], calls: int, see
 
 def _methods(plan: Plan, key: str, size: str) -> list[Method]:
     """The methods of task key ``key`` at ``size``: the supervised networks left out at native size (the score
-    methods run on the slice's grid, sampling on the prior's through A U, :func:`recon.samplers.reconstruct`)."""
+    methods run on the slice's grid, sampling on the prior's through A R, :func:`recon.samplers.reconstruct`)."""
     return [method for method in plan.methods.get(key, [])
             if method.is_score or size == "128" or method.name in CLASSICAL]
 

@@ -39,9 +39,10 @@ class RunSettings:
         samples: posterior samples K (K > 1 also writes a std map).
         batch_size: slices reconstructed together.
         resample: resize slices to the prior's size and reconstruct there (False: on the slice's own grid,
-            the prior sampling on its grid through A U, :func:`recon.samplers.reconstruct`).
-        square: what to do with non-square slices: "refuse", "pad" or "crop".
+            the prior sampling on its grid through A R, :func:`recon.samplers.reconstruct`).
+        square: what to do with non-square slices: "pad" (zeros around, cut off the output), "crop" or "refuse".
         force_modality: read a DICOM input whose Modality is not the task's (PT, NM, ...) as the task's.
+        volume: the volume of a 4-D NIfTI input to reconstruct (None: the input must hold one).
         seed: seed of simulated noise and of the sampler (plus the index of the batch's first slice).
         prior: bundled prior name or checkpoint (None: the modality's).
         device: "cpu", "cuda", "cuda:1" ... (None: cuda when available).
@@ -55,8 +56,9 @@ class RunSettings:
     samples: int = 1
     batch_size: int = 8
     resample: bool = False
-    square: str = "refuse"
+    square: str = "pad"
     force_modality: bool = False
+    volume: int | None = None
     seed: int = 0
     prior: str | None = None
     device: str | None = None
@@ -128,7 +130,7 @@ def run(task: Task, source: Path, settings: RunSettings) -> int:
 
 
 def _run(task: Task, source: Path, settings: RunSettings, device: torch.device, shard) -> int:
-    scan = task.read(source, square=settings.square, force=settings.force_modality)
+    scan = task.read(source, square=settings.square, force=settings.force_modality, volume=settings.volume)
     prior, options, size = None, None, scan.side
     if settings.method == "score":
         from recon.samplers import DEFAULT_SAMPLER, resolve_options
@@ -137,10 +139,6 @@ def _run(task: Task, source: Path, settings: RunSettings, device: torch.device, 
         options = resolve_options(prior, settings.sampler or DEFAULT_SAMPLER, task.defaults_key, **settings.options)
         if settings.resample:
             size = prior.meta["size"]
-        elif scan.side < prior.meta["size"]:
-            raise InputError(f"{source}: slices are {scan.side}x{scan.side}, smaller than prior "
-                             f"{prior.meta['id']}'s {prior.meta['size']}x{prior.meta['size']} grid; pass --resample "
-                             "to enlarge them")
 
     from recon.spacing import spacing_record
 

@@ -217,7 +217,6 @@ def test_same_seed_same_output(tmp_path, tiny_priors):
 @pytest.mark.parametrize("verb, prior, size, message", [
     ("ct", "mri", N, "trained on mri"),
     ("mri", "ct", N, "trained on ct"),
-    ("ct", "ct", 16, "--resample"),
 ])
 def test_wrong_prior_is_one_line_exit_2(tmp_path, capsys, tiny_priors, verb, prior, size, message):
     source = tmp_path / "image.npy"
@@ -231,19 +230,36 @@ def test_wrong_prior_is_one_line_exit_2(tmp_path, capsys, tiny_priors, verb, pri
     assert not out.exists()
 
 
-def test_a_larger_slice_is_reconstructed_on_its_own_grid(tmp_path, tiny_priors):
-    """Without --resample a 48² slice keeps its grid: the prior samples on its 32² grid through A U, and the
-    output, like the measurement, is 48²."""
+@pytest.mark.parametrize("verb, side, task_flags", [("ct", 48, ["--projections", "8"]), ("mri", 16, ["--accel", "2"])])
+def test_a_slice_keeps_its_own_grid(tmp_path, tiny_priors, verb, side, task_flags):
+    """Without --resample a 48² or a 16² slice keeps its grid: the prior samples on its 32² grid through A R (R
+    bilinear onto the finer grid, the area average onto the coarser), the refinement runs on the slice's grid,
+    and the output, like the measurement, is side²."""
     source = tmp_path / "image.npy"
-    np.save(source, np.pad(np.full((32, 32), 0.4, np.float32), 8))
+    np.save(source, np.pad(np.full((side // 2, side // 2), 0.4, np.float32), side // 4))
     out = tmp_path / "out"
-    report = score_run("ct", str(source), out, tiny_priors["ct"], "--projections", "8", "--sampler", "dds",
+    report = score_run(verb, str(source), out, tiny_priors[verb], *task_flags, "--sampler", "dds",
                        "--refine-tv", "1e-4")
     image = np.load(next(out.glob("*.npy")))
-    assert image.shape[-2:] == (48, 48)
+    assert image.shape[-2:] == (side, side) and np.isfinite(image).all()
     params = report["parameters"]
-    assert (params["prior_grid"], params["output_grid"]) == (32, 48)
+    assert (params["prior_grid"], params["output_grid"]) == (32, side)
     assert params["final_projection"] is False and params["refine_mu"]
+
+
+def test_a_non_square_slice_is_padded_and_cut_back(tmp_path, capsys, tiny_priors):
+    """By default a 24x32 slice is padded with air to 32² for the reconstruction and the output is 24x32 again;
+    --square refuse refuses it in one line."""
+    source = tmp_path / "wide.npy"
+    np.save(source, np.full((24, 32), 0.3, np.float32))
+    out = tmp_path / "out"
+    score_run("ct", str(source), out, tiny_priors["ct"], "--projections", "8")
+    assert np.load(out / "wide_score-pc.npy").shape[-2:] == (24, 32)
+    refused = tmp_path / "refused"
+    assert main(["ct", "--prior", tiny_priors["ct"], "--square", "refuse", "--quiet", str(source),
+                 "-o", str(refused)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "not square" in err[-1] and not refused.exists()
 
 
 def test_without_sampler_the_default_sampler_runs(tmp_path, tiny_priors):

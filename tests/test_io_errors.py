@@ -23,7 +23,9 @@ def _bad_inputs(folder):
     cases["not dicom"] = (text, "not a DICOM file", {})
     cases["no pixel data"] = (get_testdata_file("rtplan.dcm"), "DICOM file has no pixel data", {})
     nib.save(nib.Nifti1Image(np.zeros((16, 16, 4, 3), np.float32), np.eye(4)), folder / "fmri.nii.gz")
-    cases["4-D nifti"] = (folder / "fmri.nii.gz", "4-D NIfTI with 3 volumes is not supported", {})
+    cases["4-D nifti"] = (folder / "fmri.nii.gz", "4-D NIfTI with 3 volumes; choose one with --volume (0..2)", {})
+    cases["volume out of range"] = (folder / "fmri.nii.gz", "--volume 3: ", {"volume": 3})
+    cases["volume of a 3-D file"] = (folder / "nan.npy", "--volume 0: ", {"volume": 0})
     bad = np.zeros((16, 16))
     bad[3, 4] = np.nan
     np.save(folder / "nan.npy", bad)
@@ -43,8 +45,8 @@ def _bad_inputs(folder):
     return cases
 
 
-CASES = ["missing", "not dicom", "no pixel data", "4-D nifti", "nan", "inf", "non-square", "too small", "too large",
-         "unknown type"]
+CASES = ["missing", "not dicom", "no pixel data", "4-D nifti", "volume out of range", "volume of a 3-D file", "nan",
+         "inf", "non-square", "too small", "too large", "unknown type"]
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -64,8 +66,7 @@ def test_transfer_syntax_without_decoder():
         read_volume(path)
 
 
-@pytest.mark.parametrize("case", ["missing", "not dicom", "no pixel data", "4-D nifti", "nan", "non-square",
-                                  "too small"])
+@pytest.mark.parametrize("case", ["missing", "not dicom", "no pixel data", "4-D nifti", "nan", "too small"])
 def test_cli_exits_2_without_output(tmp_path, capsys, case):
     path, fragment, _ = _bad_inputs(tmp_path / "in")[case]
     out = tmp_path / "out"

@@ -34,6 +34,20 @@ def test_nifti_round_trip_keeps_affine_and_layout(tmp_path, suffix):
     assert written.header["descrip"].tobytes().startswith(b"score-prior MRI")
 
 
+def test_one_volume_of_a_4d_nifti_is_read_and_written_as_3d(tmp_path):
+    data = (RNG.random((24, 24, 5, 3)) * 800).astype(np.float32)
+    data[..., 1] += 1000.0  # volume 1 is the brightest
+    source = tmp_path / "dwi.nii.gz"
+    affine = np.diag([1.5, 1.5, 3.0, 1.0])
+    nib.save(nib.Nifti1Image(data, affine), source)
+    volume = read_volume(source, volume=1)
+    assert volume.data.shape == (5, 24, 24)  # the axial slices of volume 1 alone
+    [path] = write_volume(volume, volume.data, tmp_path / "out", "recon", "score-prior MRI")
+    written = nib.load(path)
+    assert written.shape == data.shape[:3] and np.allclose(written.affine, affine)
+    assert np.allclose(written.get_fdata(), data[..., 1], rtol=1e-5, atol=1e-3)
+
+
 def test_nifti_axial_slices_are_anterior_up():
     data = np.zeros((16, 20, 3), dtype=np.float32)
     data[:, 15:, :] = 1.0  # anterior (high y) voxels

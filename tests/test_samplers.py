@@ -184,9 +184,15 @@ def test_bad_options_are_input_errors(prior):
             solve(prior, m, y, **{"steps": 2, "progress": False, **kwargs})
     with pytest.raises(InputError, match="dds does not use snr"):
         solve(prior, m, y, "dds", steps=2, snr=0.2, progress=False)
-    wrong_size = operators.undersampled_mri(8, 4)
-    with pytest.raises(InputError, match="16x16"):
-        solve(prior, wrong_size, wrong_size.A(torch.zeros(1, 1, 8, 8)), steps=2, progress=False)
+
+
+def test_a_measurement_on_a_coarser_grid_than_the_prior_is_sampled_on_the_prior_grid(prior):
+    """An 8² measurement with the 16² prior: the prior samples on its grid through A R (R the 2x2 average) and
+    the result is on the measurement's grid."""
+    smaller = operators.undersampled_mri(8, 4)
+    result = solve(prior, smaller, smaller.A(torch.full((1, 1, 8, 8), 0.5)), steps=2, progress=False)
+    assert result.mean.shape[-2:] == (8, 8) and torch.isfinite(result.mean).all()
+    assert (result.params["prior_grid"], result.params["output_grid"]) == (16, 8)
 
 
 class SigmaRecorder(CountingPrior):

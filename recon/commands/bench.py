@@ -263,7 +263,7 @@ def _real_report(header: dict, result: dict) -> str:
              f"total wall time {header['wall_time_s']:.0f} s.",
              "PSNR / SSIM: model units, output clipped to [0, 1], data range 1, whole image (MAR: metal pixels "
              "excluded); cells PSNR (dB) / SSIM. Native size: every method on the slice's own grid and its "
-             "measurement (the score method samples on the prior's grid through A U, then refines on the "
+             "measurement (the score method samples on the prior's grid through A R, then refines on the "
              "slice's grid).", "",
              bench_real.tables(result["rows"]),
              "FISTA-TV / CS-TV weights, tuned on the validation slices only (best mean PSNR, recon.tuning.tune "

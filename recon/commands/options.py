@@ -40,12 +40,17 @@ def add_common_arguments(parser: argparse.ArgumentParser, task_methods: tuple[st
                         help="slices reconstructed together (under torchrun: per process and batch)")
     parser.add_argument("--resample", action="store_true",
                         help="resize slices to the prior's size and reconstruct there (default: the slice's own "
-                             "grid, the prior sampling on its grid through A U and the refinement on the slice's)")
-    parser.add_argument("--square", choices=("refuse", "pad", "crop"), default="refuse",
-                        help="what to do with non-square slices (default: refuse)")
+                             "grid, larger or smaller than the prior's: the prior sampling on its grid through A R, "
+                             "R the resampling to the slice's, and the refinement on the slice's)")
+    parser.add_argument("--square", choices=("pad", "crop", "refuse"), default="pad",
+                        help="non-square slices: pad them with zeros (air, background) to a square and cut the "
+                             "padding off the output (default), crop the centred square and paste the result "
+                             "back, or refuse them")
     parser.add_argument("--force-modality", action="store_true",
                         help="read a DICOM input whose Modality tag is another (PT, NM, ...) as this verb's "
                              "modality (default: refuse it)")
+    parser.add_argument("--volume", type=int, default=None, metavar="K",
+                        help="the volume of a 4-D NIfTI input (DWI, fMRI) to reconstruct, from 0 (required there)")
 
 
 def add_sampler_arguments(parser: argparse.ArgumentParser) -> None:
@@ -95,5 +100,5 @@ def settings_from(args: argparse.Namespace):
 
     return RunSettings(output=args.output, method=args.method, sampler=args.sampler, options=sampler_flags(args),
                        samples=args.samples, batch_size=args.batch_size, resample=args.resample,
-                       square=args.square, force_modality=args.force_modality, seed=args.seed, prior=args.prior,
-                       device=args.device, quiet=args.quiet)
+                       square=args.square, force_modality=args.force_modality, volume=args.volume, seed=args.seed,
+                       prior=args.prior, device=args.device, quiet=args.quiet)

@@ -63,13 +63,14 @@ def detect_format(path: Path) -> str:
                      f".npy, .npz, .png or .tif")
 
 
-def _read_real(path: Path, fmt: str, modality: str | None, force: bool, lazy: bool) -> tuple[np.ndarray, str, dict]:
+def _read_real(path: Path, fmt: str, modality: str | None, force: bool, lazy: bool,
+               volume: int | None) -> tuple[np.ndarray, str, dict]:
     """Dispatch to the format reader; returns (real-unit stack, modality, meta)."""
     if fmt == "dicom":
         stack, meta, modality = read_dicom(path, modality, force, lazy)
         return stack, modality, meta
     if fmt == "nifti":
-        stack, meta = read_nifti(path)
+        stack, meta = read_nifti(path, volume)
         return stack, modality or "mri", meta
     if fmt == "fastmri":
         if modality == "ct":
@@ -81,7 +82,7 @@ def _read_real(path: Path, fmt: str, modality: str | None, force: bool, lazy: bo
 
 
 def read_volume(path: Path | str, modality: str | None = None, square: str = "refuse", force: bool = False,
-                lazy: bool = False) -> Volume:
+                lazy: bool = False, volume: int | None = None) -> Volume:
     """Read an image file or DICOM series folder into model units.
 
     ``modality`` (``ct`` or ``mri``) is inferred when None: from the DICOM
@@ -96,7 +97,7 @@ def read_volume(path: Path | str, modality: str | None = None, square: str = "re
     decodes (and checks) its slices when they are indexed, so that a long
     series is never held whole. ``meta["pixel_spacing_mm"]`` is the (row, column)
     pixel spacing where the file gives one (DICOM, NIfTI, a fastMRI ISMRMRD header),
-    else None.
+    else None. ``volume`` picks one volume of a 4-D NIfTI file (required there, refused elsewhere).
     """
     path = Path(path)
     if modality is not None and modality not in MODALITIES:
@@ -104,7 +105,9 @@ def read_volume(path: Path | str, modality: str | None = None, square: str = "re
     if not path.exists():
         raise InputError(f"{path}: no such file or folder")
     fmt = detect_format(path)
-    real, modality, meta = _read_real(path, fmt, modality, force, lazy)
+    if volume is not None and fmt != "nifti":
+        raise InputError(f"--volume {volume}: {path} is not a NIfTI file; --volume picks a volume of a 4-D NIfTI")
+    real, modality, meta = _read_real(path, fmt, modality, force, lazy, volume)
     if isinstance(real, LazyStack):
         check_shape(real.shape, path)
         model, scale = real.mapped(lambda image: _model_slice(image, path), real.shape[1:]), 1.0

@@ -25,9 +25,10 @@ def is_nifti_name(path: Path) -> bool:
     return name.endswith(".nii") or name.endswith(".nii.gz")
 
 
-def read_nifti(path: Path) -> tuple[np.ndarray, dict]:
-    """Read a 2-D or 3-D NIfTI image as an (S, H, W) float64 stack of axial slices
-    in file units, with ``meta = {"image": <nibabel image>, "ndim": ...}``."""
+def read_nifti(path: Path, volume: int | None = None) -> tuple[np.ndarray, dict]:
+    """Read a 2-D or 3-D NIfTI image, or volume ``volume`` of a 4-D one (DWI, fMRI: volumes along the fourth
+    axis), as an (S, H, W) float64 stack of axial slices in file units, with
+    ``meta = {"image": <nibabel image>, "ndim": ..., "volume": ...}``; the output is written as a 3-D image."""
     try:
         image = nib.load(str(path))
     except (ImageFileError, OSError, EOFError, ValueError) as exc:
@@ -35,16 +36,23 @@ def read_nifti(path: Path) -> tuple[np.ndarray, dict]:
     shape = tuple(image.shape)
     while len(shape) > 3 and shape[-1] == 1:
         shape = shape[:-1]
-    if len(shape) > 3:
-        raise InputError(f"{path}: {len(shape)}-D NIfTI with {int(np.prod(shape[3:]))} volumes is not supported; "
-                         f"extract one 3-D volume")
     if len(shape) < 2:
         raise InputError(f"{path}: {len(shape)}-D NIfTI; expected a 2-D image or a 3-D volume")
+    volumes = int(np.prod(shape[3:]))
+    if len(shape) > 3 and volume is None:
+        raise InputError(f"{path}: {len(shape)}-D NIfTI with {volumes} volumes; choose one with --volume "
+                         f"(0..{volumes - 1})")
+    if volume is not None and not 0 <= volume < volumes:
+        raise InputError(f"--volume {volume}: {path} holds {volumes} volume{'s' if volumes > 1 else ''} "
+                         f"(0..{volumes - 1})")
     try:
-        data = np.asarray(image.dataobj, dtype=np.float64).reshape(shape + (1,) * (3 - len(shape)))
+        data = np.asarray(image.dataobj, dtype=np.float64)
+        data = data.reshape(shape[:3] + (volumes,))[..., volume or 0] if len(shape) > 3 else \
+            data.reshape(shape + (1,) * (3 - len(shape)))
     except (OSError, EOFError, ValueError, TypeError) as exc:
         raise InputError(f"{path}: unreadable NIfTI data ({str(exc).splitlines()[0]})") from None
-    return axial_stack(data, image.affine), {"image": image, "ndim": len(shape), "ornt": io_orientation(image.affine)}
+    meta = {"image": image, "ndim": min(len(shape), 3), "ornt": io_orientation(image.affine), "volume": volume}
+    return axial_stack(data, image.affine), meta
 
 
 def axial_stack(data: np.ndarray, affine: np.ndarray) -> np.ndarray:

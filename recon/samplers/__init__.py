@@ -27,7 +27,7 @@ from typing import Callable
 
 import torch
 
-from operators import on_coarse_grid
+from operators import on_grid
 from recon.baselines.fista_tv import image_side
 from recon.errors import InputError
 from recon.samplers import ald, core, decomposed, defer, langevin, pc, score_sde
@@ -193,9 +193,10 @@ def reconstruct(prior, measurement, y: torch.Tensor, options: SamplerOptions | N
     """Sample the posterior p(x | y) with a score prior and return the mean of K samples.
 
     The images are the measurement's (N² images of A). When the prior's grid is another (a 128² prior, a
-    512² scan), the sampler runs on the prior's grid against the same y through A U, U the bilinear
-    interpolation to the measurement's grid (:class:`operators.Upsampled`), and its result is interpolated
-    to N²; with ``refine_tv`` > 0 the refinement then runs on the N² grid (:mod:`recon.samplers.defer`).
+    512² or a 64² scan), the sampler runs on the prior's grid against the same y through A R, R the resampling
+    to the measurement's grid (:class:`operators.Regridded`: bilinear when enlarging, area average when
+    shrinking), and its result is resampled to N²; with ``refine_tv`` > 0 the refinement then runs on the N²
+    grid (:mod:`recon.samplers.defer`).
 
     Args:
         prior: a :class:`priors.base.ScorePrior` (``sde``, ``meta``, ``score``).
@@ -220,21 +221,19 @@ def reconstruct(prior, measurement, y: torch.Tensor, options: SamplerOptions | N
 
 
 def _on_prior_grid(prior, measurement, y: torch.Tensor, options: SamplerOptions, run: dict) -> Reconstruction:
-    """The sampler on the prior's grid; its images interpolated to the measurement's grid when that differs."""
+    """The sampler on the prior's grid; its images resampled to the measurement's grid when that differs."""
     size = (getattr(prior, "meta", {}) or {}).get("size")
     native = image_side(measurement, y)
     if not isinstance(size, int) or size == native:
         return _sample(prior, measurement, y, options, **run)
-    _check(size < native, f"prior {prior.meta.get('id')!r} is for {size}x{size} images, finer than the "
-                          f"measurement's {native}x{native} grid")
-    coarse = on_coarse_grid(measurement, size, native)
-    if getattr(options, "final_projection", None) is not False:  # a coarser image cannot fit the data exactly
+    regridded = on_grid(measurement, size, native)
+    if getattr(options, "final_projection", None) is not False:  # the resampled image does not fit the data exactly
         options = dataclasses.replace(options, final_projection=False)
-    result = _sample(prior, coarse, y, options, **run)
-    up = coarse.transform.upsample
+    result = _sample(prior, regridded, y, options, **run)
+    to_fine = regridded.transform.to_fine
     result.params.update(prior_grid=size, output_grid=native)
-    return Reconstruction(mean=up(result.mean), std=None if result.std is None else up(result.std),
-                          samples=up(result.samples), nfe=result.nfe, params=result.params)
+    return Reconstruction(mean=to_fine(result.mean), std=None if result.std is None else to_fine(result.std),
+                          samples=to_fine(result.samples), nfe=result.nfe, params=result.params)
 
 
 def _sample(prior, measurement, y: torch.Tensor, options: SamplerOptions, *, n_samples: int, seed: int,

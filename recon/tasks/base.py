@@ -107,17 +107,18 @@ class Task:
         for _ in chunks:
             pass
 
-    def read(self, source: Path, square: str = "refuse", force: bool = False) -> "Scan":
+    def read(self, source: Path, square: str = "refuse", force: bool = False, volume: int | None = None) -> "Scan":
         """The run's input as a :class:`Scan`, checked before any work (InputError names the problem).
 
-        Image tasks read an image volume (``square``, ``force``: see :func:`recon.io.read_volume`; a CT
+        Image tasks read an image volume (``square``, ``force``, ``volume``: see :func:`recon.io.read_volume`; a CT
         DICOM series lazily, so that only the slices being reconstructed are held) and simulate their
         measurement from it; measured-data tasks override this.
         """
         from recon import io
         from recon.io.lazy_stack import chunks_of
 
-        volume = io.read_volume(source, modality=self.modality, square=square, force=force, lazy=True)
+        volume = io.read_volume(source, modality=self.modality, square=square, force=force, lazy=True,
+                                 volume=volume)
         self.check((torch.from_numpy(chunk).unsqueeze(1) for chunk in chunks_of(volume.data)), str(source))
         return SimulatedScan(self, volume)
 

@@ -44,7 +44,7 @@ class UndersampledMRI(Task):
         """The fully sampled centre fraction in use."""
         return self.center_fraction if self.center_fraction is not None else default_center_fraction(self.accel)
 
-    def read(self, source: Path, square: str = "refuse", force: bool = False) -> Scan:
+    def read(self, source: Path, square: str = "refuse", force: bool = False, volume: int | None = None) -> Scan:
         """A fastMRI file's raw k-space (:func:`recon.tasks.mri_raw.read_raw`); other inputs are images."""
         from recon.io.fastmri import is_hdf5_name
 
@@ -52,7 +52,7 @@ class UndersampledMRI(Task):
             from recon.tasks.mri_raw import read_raw
 
             return read_raw(self, Path(source))
-        return super().read(source, square, force)
+        return super().read(source, square, force, volume)
 
     def measurement(self, size: int) -> Measurement:
         if not self.accel >= 1:

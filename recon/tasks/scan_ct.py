@@ -96,12 +96,12 @@ class ScanCT(Task):
         transform = scan_transform(self.geometry_at(size))
         return Measurement(transform, ViewMask(transform.geometry.n_angles, self.views()), self.noise)
 
-    def read(self, source: Path, square: str = "refuse", force: bool = False) -> Scan:
+    def read(self, source: Path, square: str = "refuse", force: bool = False, volume: int | None = None) -> Scan:
         from recon.io.sinogram import looks_like_sinogram, read_sinogram, sinogram_volume
 
         scan = self.scan
         if not looks_like_sinogram(source, scan.scan.sino_shape):
-            return super().read(source, square, force)
+            return super().read(source, square, force, volume)
         if self.noise:
             raise InputError(f"{source}: --noise simulates noise on a simulated sinogram; this one is measured")
         sino = torch.from_numpy(read_sinogram(source, scan.scan.sino_shape)).unsqueeze(1)  # (S, 1, M, D)

@@ -269,12 +269,24 @@ def save_convergence_plot(result: TuneResult, path: Path, metric: str) -> Path:
 
 
 def save_profile(path: Path, task: str, sampler: str, entry: dict) -> Path:
-    """Merge ``entry`` (with ``values``) into the profile at ``path`` as ``[task][sampler]``, atomically."""
+    """Merge ``entry`` (with ``values``) into the profile at ``path`` as ``[task][sampler]``, atomically.
+
+    The entry it replaces was in effect while the values were tuned when both are for the same weights
+    (``prior_sha256``). Its values that ``entry`` neither fixed nor tuned (a hand-set ``choice_steps``, a
+    start sigma tuned earlier) are kept, with their ``<name>_source`` notes, and listed under ``carried``:
+    the profile then reproduces what was tuned.
+    """
     from priors.learned import read_profile
 
     if "values" not in entry:
         raise ValueError("a profile entry needs 'values'")
     profile = read_profile(path)
+    previous = profile.get(task, {}).get(sampler)
+    if previous and previous.get("prior_sha256") == entry.get("prior_sha256"):
+        carried = {k: v for k, v in previous.get("values", {}).items() if k not in entry["values"]}
+        if carried:
+            notes = {f"{k}_source": previous[f"{k}_source"] for k in carried if f"{k}_source" in previous}
+            entry = {**notes, **entry, "values": {**carried, **entry["values"]}, "carried": sorted(carried)}
     profile.setdefault(task, {})[sampler] = entry
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(profile, indent=2, sort_keys=True) + "\n")

@@ -168,6 +168,19 @@ def test_a_profile_sets_the_choice_run():
     assert resolve_options(prior, "dds", "ct-mar", choice_steps=50).choice_steps == 50
 
 
+def test_a_new_entry_keeps_the_values_it_was_tuned_under(tmp_path):
+    """Re-tuning lam under a hand-set choice_steps keeps choice_steps and its note; new weights start afresh."""
+    path = tmp_path / "p.profile.json"
+    save_profile(path, "ct", "dds", {"values": {"refine_tv": 1e-5, "choice_steps": 25}, "prior_sha256": "abc",
+                                     "choice_steps_source": "set by hand"})
+    save_profile(path, "ct", "dds", {"values": {"refine_tv": 2e-5}, "prior_sha256": "abc"})
+    entry = read_profile(path)["ct"]["dds"]
+    assert entry["values"] == {"refine_tv": 2e-5, "choice_steps": 25} and entry["carried"] == ["choice_steps"]
+    assert entry["choice_steps_source"] == "set by hand"
+    save_profile(path, "ct", "dds", {"values": {"refine_tv": 3e-5}, "prior_sha256": "new weights"})
+    assert read_profile(path)["ct"]["dds"] == {"values": {"refine_tv": 3e-5}, "prior_sha256": "new weights"}
+
+
 def test_profile_merges_into_the_prior_defaults(tmp_path):
     path = tmp_path / "p.profile.json"
     save_profile(path, "mri", "pc", {"values": {"lam": 0.5, "snr": 0.3}, "date": "d", "prior_sha256": "abc"})

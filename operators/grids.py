@@ -85,9 +85,9 @@ class Regridded:
     def from_fine(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, N, N) -> (B, C, n, n): the area average when n < N (a left inverse of R on smooth images),
         bilinear interpolation when n > N."""
-        mode = "area" if self.size < self.fine_size else "bilinear"
-        return torch.nn.functional.interpolate(x, size=(self.size, self.size), mode=mode,
-                                               **({} if mode == "area" else {"align_corners": False}))
+        if self.size < self.fine_size:
+            return torch.nn.functional.interpolate(x, size=(self.size, self.size), mode="area")
+        return torch.nn.functional.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False)
 
     def forward(self, x: torch.Tensor, *views) -> torch.Tensor:
         return self.fine.forward(self.to_fine(x), *views)

@@ -28,7 +28,7 @@ def is_nifti_name(path: Path) -> bool:
 def read_nifti(path: Path, volume: int | None = None) -> tuple[np.ndarray, dict]:
     """Read a 2-D or 3-D NIfTI image, or volume ``volume`` of a 4-D one (DWI, fMRI: volumes along the fourth
     axis), as an (S, H, W) float64 stack of axial slices in file units, with
-    ``meta = {"image": <nibabel image>, "ndim": ..., "volume": ...}``; the output is written as a 3-D image."""
+    ``meta = {"image": <nibabel image>, "ndim": ...}``; the output is written as a 3-D image."""
     try:
         image = nib.load(str(path))
     except (ImageFileError, OSError, EOFError, ValueError) as exc:
@@ -46,12 +46,13 @@ def read_nifti(path: Path, volume: int | None = None) -> tuple[np.ndarray, dict]
         raise InputError(f"--volume {volume}: {path} holds {volumes} volume{'s' if volumes > 1 else ''} "
                          f"(0..{volumes - 1})")
     try:
-        data = np.asarray(image.dataobj, dtype=np.float64)
-        data = data.reshape(shape[:3] + (volumes,))[..., volume or 0] if len(shape) > 3 else \
-            data.reshape(shape + (1,) * (3 - len(shape)))
+        proxy = image.dataobj
+        if len(shape) > 3:  # one volume read alone: its index over every axis past the third
+            proxy = proxy[(slice(None),) * 3 + np.unravel_index(volume, image.shape[3:])]
+        data = np.asarray(proxy, dtype=np.float64).reshape(shape[:3] + (1,) * (3 - len(shape)))
     except (OSError, EOFError, ValueError, TypeError) as exc:
         raise InputError(f"{path}: unreadable NIfTI data ({str(exc).splitlines()[0]})") from None
-    meta = {"image": image, "ndim": min(len(shape), 3), "ornt": io_orientation(image.affine), "volume": volume}
+    meta = {"image": image, "ndim": min(len(shape), 3), "ornt": io_orientation(image.affine)}
     return axial_stack(data, image.affine), meta
 
 

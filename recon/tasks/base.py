@@ -117,10 +117,9 @@ class Task:
         from recon import io
         from recon.io.lazy_stack import chunks_of
 
-        volume = io.read_volume(source, modality=self.modality, square=square, force=force, lazy=True,
-                                 volume=volume)
-        self.check((torch.from_numpy(chunk).unsqueeze(1) for chunk in chunks_of(volume.data)), str(source))
-        return SimulatedScan(self, volume)
+        images = io.read_volume(source, modality=self.modality, square=square, force=force, lazy=True, volume=volume)
+        self.check((torch.from_numpy(chunk).unsqueeze(1) for chunk in chunks_of(images.data)), str(source))
+        return SimulatedScan(self, images)
 
     def problem(self, x: torch.Tensor, seed: int) -> Problem:
         """The problem of images x (B, 1, N, N): y = A x, plus noise for slice i drawn with ``seed + i`` when

@@ -130,6 +130,9 @@ def run(task: Task, source: Path, settings: RunSettings) -> int:
 
 
 def _run(task: Task, source: Path, settings: RunSettings, device: torch.device, shard) -> int:
+    from recon.io import check_volume
+
+    check_volume(source, settings.volume)  # measured k-space and sinograms are read without read_volume
     scan = task.read(source, square=settings.square, force=settings.force_modality, volume=settings.volume)
     prior, options, size = None, None, scan.side
     if settings.method == "score":

@@ -24,8 +24,10 @@ def _bad_inputs(folder):
     cases["no pixel data"] = (get_testdata_file("rtplan.dcm"), "DICOM file has no pixel data", {})
     nib.save(nib.Nifti1Image(np.zeros((16, 16, 4, 3), np.float32), np.eye(4)), folder / "fmri.nii.gz")
     cases["4-D nifti"] = (folder / "fmri.nii.gz", "4-D NIfTI with 3 volumes; choose one with --volume (0..2)", {})
-    cases["volume out of range"] = (folder / "fmri.nii.gz", "--volume 3: ", {"volume": 3})
-    cases["volume of a 3-D file"] = (folder / "nan.npy", "--volume 0: ", {"volume": 0})
+    cases["volume out of range"] = (folder / "fmri.nii.gz", "--volume 3 is out of range: the file holds 3 volumes",
+                                   {"volume": 3})
+    cases["volume of a 3-D file"] = (folder / "nan.npy", "--volume 0 picks a volume of a 4-D NIfTI file",
+                                     {"volume": 0})
     bad = np.zeros((16, 16))
     bad[3, 4] = np.nan
     np.save(folder / "nan.npy", bad)

@@ -268,3 +268,4 @@ def test_refusals_are_one_line_and_write_nothing(tmp_path, capsys):
     mask = challenge_mask()
     challenge, _ = multi_coil_file(tmp_path / "challenge.h5", mask=mask)
     assert "--accel 8 disagrees with the file's mask" in refusal(tmp_path, capsys, challenge, "--accel", "8")
+    assert "--volume 0 picks a volume of a 4-D NIfTI" in refusal(tmp_path, capsys, challenge, "--volume", "0")

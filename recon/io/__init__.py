@@ -81,6 +81,12 @@ def _read_real(path: Path, fmt: str, modality: str | None, force: bool, lazy: bo
     return ARRAY_READERS[fmt](path, modality), modality, {}
 
 
+def check_volume(path: Path, volume: int | None) -> None:
+    """Refuse ``volume`` (``--volume``) for any input but a NIfTI file, the only one that has volumes."""
+    if volume is not None and not is_nifti_name(path):
+        raise InputError(f"{path}: --volume {volume} picks a volume of a 4-D NIfTI file, and this is not one")
+
+
 def read_volume(path: Path | str, modality: str | None = None, square: str = "refuse", force: bool = False,
                 lazy: bool = False, volume: int | None = None) -> Volume:
     """Read an image file or DICOM series folder into model units.
@@ -105,8 +111,7 @@ def read_volume(path: Path | str, modality: str | None = None, square: str = "re
     if not path.exists():
         raise InputError(f"{path}: no such file or folder")
     fmt = detect_format(path)
-    if volume is not None and fmt != "nifti":
-        raise InputError(f"--volume {volume}: {path} is not a NIfTI file; --volume picks a volume of a 4-D NIfTI")
+    check_volume(path, volume)
     real, modality, meta = _read_real(path, fmt, modality, force, lazy, volume)
     if isinstance(real, LazyStack):
         check_shape(real.shape, path)

@@ -43,8 +43,8 @@ def read_nifti(path: Path, volume: int | None = None) -> tuple[np.ndarray, dict]
         raise InputError(f"{path}: {len(shape)}-D NIfTI with {volumes} volumes; choose one with --volume "
                          f"(0..{volumes - 1})")
     if volume is not None and not 0 <= volume < volumes:
-        raise InputError(f"--volume {volume}: {path} holds {volumes} volume{'s' if volumes > 1 else ''} "
-                         f"(0..{volumes - 1})")
+        raise InputError(f"{path}: --volume {volume} is out of range: the file holds {volumes} "
+                         f"volume{'s' if volumes > 1 else ''} (0..{volumes - 1})")
     try:
         proxy = image.dataobj
         if len(shape) > 3:  # one volume read alone: its index over every axis past the third

@@ -27,7 +27,7 @@ from typing import Callable
 
 import torch
 
-from operators import on_grid
+from operators import Regridded, on_grid
 from recon.baselines.fista_tv import image_side
 from recon.errors import InputError
 from recon.samplers import ald, core, decomposed, defer, langevin, pc, score_sde
@@ -155,15 +155,26 @@ def _prepare(prior, measurement, y: torch.Tensor, options: SamplerOptions) -> tu
         scale = options.likelihood_scale
         scale = default_scale(measurement, like) if scale is None else float(scale)
         params["likelihood_scale"] = scale
-    project_at_end = options.final_projection if spec.proximal else False
-    if project_at_end is None:
-        project_at_end = getattr(options, "lam", 1.0) > 0 and measurement.noise_std == 0
+    project_at_end = _projects_at_end(options, spec, measurement)
     start_sigma = getattr(options, "start_sigma", None)
     sigmas = prior.sde.discrete_sigmas(options.steps, device=y.device, start=start_sigma)
     first = None if start_sigma is None else decomposed.warm_start_image(options.start_from, measurement, y)
     params.update(sigma_max=prior.sde.sigma_max, sigma_min=prior.sde.sigma_min, final_projection=project_at_end,
                   prior=(getattr(prior, "meta", {}) or {}).get("id"), device=str(y.device))
     return _Run(prior, measurement, y, options, spec, like, sigmas, first, scale, project_at_end), params
+
+
+def _projects_at_end(options: SamplerOptions, spec: SamplerSpec, measurement) -> bool:
+    """Whether a run ends with the exact projection onto {A x = y}; decided here only.
+
+    Never on the prior's grid through A R (the resampled image cannot fit the data exactly); else as
+    ``final_projection`` says, and when it is None: for noiseless data with lam > 0 and no refinement to
+    follow (``refine_tv`` > 0: the refinement fits the data itself)."""
+    if not spec.proximal or isinstance(measurement.transform, Regridded):
+        return False
+    if options.final_projection is not None:
+        return options.final_projection
+    return getattr(options, "lam", 1.0) > 0 and measurement.noise_std == 0 and options.refine_tv == 0
 
 
 def _draw(run: _Run, k: int, ctx: core.Context) -> tuple[torch.Tensor, dict | None]:
@@ -227,8 +238,6 @@ def _on_prior_grid(prior, measurement, y: torch.Tensor, options: SamplerOptions,
     if not isinstance(size, int) or size == native:
         return _sample(prior, measurement, y, options, **run)
     regridded = on_grid(measurement, size, native)
-    if getattr(options, "final_projection", None) is not False:  # the resampled image does not fit the data exactly
-        options = dataclasses.replace(options, final_projection=False)
     result = _sample(prior, regridded, y, options, **run)
     to_fine = regridded.transform.to_fine
     result.params.update(prior_grid=size, output_grid=native)
@@ -272,24 +281,21 @@ def _deferred(prior, measurement, y: torch.Tensor, options: SamplerOptions, hold
         raise ValueError("refine_tv > 0 needs holdout=(axis, lines never held out), e.g. a task's Problem.holdout")
     axis, keep_center = holdout
     full = measurement.P_inv(y)
-    plain = dataclasses.replace(options, refine_tv=0.0)
-    if getattr(options, "final_projection", False) is None:  # the refinement fits the data: no projection before it
-        plain = dataclasses.replace(plain, final_projection=False)
     try:
         fit, held = defer.holdout_split(measurement, full, axis, defer.HOLDOUT_EVERY, keep_center)
     except InputError as error:  # every measured line is protected (the k-space centre alone, 24x on 128 columns)
-        inner = _on_prior_grid(prior, measurement, y, plain, run)
+        inner = _on_prior_grid(prior, measurement, y, options, run)
         # No evidence that the prior's image predicts unseen lines: the data's answer, mu = 0 (on the real
         # validation slices at 24x, 20.9 / 24.4 dB against 15.0 / 22.0 for the sampler alone).
         mu = torch.zeros(y.shape[0], dtype=inner.mean.dtype, device=inner.mean.device)
         record = {"refine_mu": mu.tolist(), "refine": f"mu = 0, nothing to hold out: {error}"}
         chosen = None
     else:
-        choice = dataclasses.replace(plain, steps=options.choice_steps or options.steps)
+        choice = dataclasses.replace(options, steps=options.choice_steps or options.steps)
         chosen = _on_prior_grid(prior, fit, fit.P(full), choice, run)
         with torch.no_grad():
             mu, record = defer.choose_anchor_weight(measurement, chosen.mean, options.refine_tv, (fit, held, full))
-        inner = _on_prior_grid(prior, measurement, y, plain, run)
+        inner = _on_prior_grid(prior, measurement, y, options, run)
     with torch.no_grad():
         mean = defer.anchored_tv(measurement, y, inner.mean, options.refine_tv, mu, defer.FINAL_ITERATIONS)
     nfe = inner.nfe + (0 if chosen is None else chosen.nfe)

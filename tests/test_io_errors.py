@@ -60,12 +60,26 @@ def test_bad_input_message(tmp_path, case):
     assert fragment in message and str(path) in message and "\n" not in message
 
 
-def test_transfer_syntax_without_decoder():
-    path = get_testdata_file("MR_small_jpeg_ls_lossless.dcm")
-    if get_decoder(pydicom.dcmread(path).file_meta.TransferSyntaxUID).is_available:
-        pytest.skip("a JPEG-LS decoder is installed here")
+def test_transfer_syntax_without_decoder(monkeypatch):
+    """Without a decoder for its compression (pylibjpeg uninstalled), a file says which syntax and what to install."""
+    monkeypatch.setattr(recon.io.dicom, "_decodable", lambda syntax: False)
     with pytest.raises(InputError, match="no decoder installed for transfer syntax 'JPEG-LS Lossless Image Compression'"):
-        read_volume(path)
+        read_volume(get_testdata_file("MR_small_jpeg_ls_lossless.dcm"))
+
+
+@pytest.mark.parametrize("name", ["MR_small_jpeg_ls_lossless.dcm", "MR_small_RLE.dcm", "MR_small_jp2klossless.dcm"])
+def test_compressed_copies_read_as_the_uncompressed_file(name):
+    """Clinical archives store JPEG-LS, RLE and JPEG 2000: each lossless copy of MR_small reads bit for bit as the
+    uncompressed file (pylibjpeg-libjpeg, pydicom's RLE decoder, pillow's OpenJPEG)."""
+    np.testing.assert_array_equal(read_volume(get_testdata_file(name)).data, read_volume(get_testdata_file("MR_small.dcm")).data)
+
+
+def test_jpeg_lossless_and_extended_decode():
+    """JPEG lossless (process 14, common for CT archives) and 12-bit extended JPEG (processes 2 and 4) decode."""
+    for name in ("SC_rgb_jpeg_gdcm.dcm", "JPGExtended.dcm"):
+        path = get_testdata_file(name)
+        assert get_decoder(pydicom.dcmread(path).file_meta.TransferSyntaxUID).is_available, name
+        assert pydicom.dcmread(path).pixel_array.size > 0
 
 
 @pytest.mark.parametrize("case", ["missing", "not dicom", "no pixel data", "4-D nifti", "nan", "too small"])

@@ -88,13 +88,13 @@ def _pixels(ds: pydicom.Dataset, path: Path) -> np.ndarray:
     syntax = ds.file_meta.get("TransferSyntaxUID") if hasattr(ds, "file_meta") else None
     if syntax is not None and syntax.is_compressed and not _decodable(syntax):
         raise InputError(f"{path}: no decoder installed for transfer syntax '{syntax.name}' "
-                         f"(install pylibjpeg or gdcm)")
+                         f"(install pylibjpeg-libjpeg, pylibjpeg-openjpeg or gdcm)")
     try:
         stored = ds.pixel_array
     except (ValueError, AttributeError, KeyError, TypeError, RuntimeError, NotImplementedError) as exc:
         if syntax is not None and syntax.is_compressed:
             raise InputError(f"{path}: the installed decoders cannot decode transfer syntax '{syntax.name}' "
-                             f"(install pylibjpeg or gdcm)") from None
+                             f"(install pylibjpeg-libjpeg, pylibjpeg-openjpeg or gdcm)") from None
         raise InputError(f"{path}: unreadable pixel data ({str(exc).splitlines()[0]})") from None
     real = np.asarray(apply_modality_lut(stored, ds), dtype=np.float64)
     return real.reshape((-1,) + real.shape[-2:])

@@ -23,6 +23,7 @@ from typing import Any
 import torch
 
 from recon.errors import InputError
+from recon.io.reading import ReadOptions
 from recon.tasks import Task
 
 
@@ -40,9 +41,8 @@ class RunSettings:
         batch_size: slices reconstructed together.
         resample: resize slices to the prior's size and reconstruct there (False: on the slice's own grid,
             the prior sampling on its grid through A R, :func:`recon.samplers.reconstruct`).
-        square: what to do with non-square slices: "pad" (zeros around, cut off the output), "crop" or "refuse".
-        force_modality: read a DICOM input whose Modality is not the task's (PT, NM, ...) as the task's.
-        volume: the volume of a 4-D NIfTI input to reconstruct (None: the input must hold one).
+        reading: how the input becomes slices (:class:`recon.io.ReadOptions`: non-square slices padded by default,
+            --force-modality, --volume, --rescale).
         seed: seed of simulated noise and of the sampler (plus the index of the batch's first slice).
         prior: bundled prior name or checkpoint (None: the modality's).
         device: "cpu", "cuda", "cuda:1" ... (None: cuda when available).
@@ -56,9 +56,7 @@ class RunSettings:
     samples: int = 1
     batch_size: int = 8
     resample: bool = False
-    square: str = "pad"
-    force_modality: bool = False
-    volume: int | None = None
+    reading: ReadOptions = ReadOptions(square="pad")
     seed: int = 0
     prior: str | None = None
     device: str | None = None
@@ -78,6 +76,8 @@ class RunSettings:
         values = dataclasses.asdict(self)
         values["output"] = str(self.output)
         values.update(values.pop("options"))
+        reading = values.pop("reading")
+        values.update(reading, force_modality=reading.pop("force"))
         return values
 
 
@@ -130,10 +130,8 @@ def run(task: Task, source: Path, settings: RunSettings) -> int:
 
 
 def _run(task: Task, source: Path, settings: RunSettings, device: torch.device, shard) -> int:
-    from recon.io import check_volume
-
-    check_volume(source, settings.volume)  # measured k-space and sinograms are read without read_volume
-    scan = task.read(source, square=settings.square, force=settings.force_modality, volume=settings.volume)
+    settings.reading.check(source)  # measured k-space and sinograms are read without read_volume
+    scan = task.read(source, settings.reading)
     prior, options, size = None, None, scan.side
     if settings.method == "score":
         from recon.samplers import DEFAULT_SAMPLER, resolve_options

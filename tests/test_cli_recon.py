@@ -44,6 +44,23 @@ def test_ct_npy_volume_with_iterative_method(tmp_path):
     assert report["mean"]["psnr"] > report["mean"]["fbp_psnr"]
 
 
+def test_ct_normalised_tiff_needs_its_scale(tmp_path, capsys):
+    """A float TIFF normalised to [-1, 1] is not HU: refused in one line naming --rescale, read with it, and the
+    scale is recorded."""
+    import tifffile
+
+    path = tmp_path / "normalised.tif"
+    tifffile.imwrite(path, disc_image() * 2 - 1)
+    assert main(["ct", "--method", "fbp", str(path), "-o", str(tmp_path / "refused"), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--rescale SLOPE INTERCEPT" in err[0] and not (tmp_path / "refused").exists()
+    out = tmp_path / "out"
+    assert main(["ct", "--method", "fbp", "--rescale", "2000", "976", str(path), "-o", str(out), "--quiet"]) == 0
+    report = json.loads((out / "metrics.json").read_text())
+    assert report["parameters"]["rescale"] == [2000.0, 976.0]
+    assert tifffile.imread(out / "normalised_fbp.tiff").squeeze().shape == (32, 32)
+
+
 def test_mri_nifti_in_nifti_out(tmp_path):
     volume = np.stack([disc_image(), disc_image()], axis=-1) * 1000  # (H, W, S) magnitude
     affine = np.diag([0.9, 0.9, 3.0, 1.0])

@@ -220,7 +220,7 @@ def test_same_seed_same_output(tmp_path, tiny_priors):
 ])
 def test_wrong_prior_is_one_line_exit_2(tmp_path, capsys, tiny_priors, verb, prior, size, message):
     source = tmp_path / "image.npy"
-    np.save(source, np.zeros((size, size), np.float32))
+    np.save(source, np.linspace(-1000, 1000, size * size, dtype=np.float32).reshape(size, size))
     out = tmp_path / "out"
     argv = [verb, "--method", "score", "--prior", tiny_priors[prior], "--steps", STEPS, "--device", "cpu",
             "--quiet", str(source), "-o", str(out)]
@@ -236,7 +236,7 @@ def test_a_slice_keeps_its_own_grid(tmp_path, tiny_priors, verb, side, task_flag
     bilinear onto the finer grid, the area average onto the coarser), the refinement runs on the slice's grid,
     and the output, like the measurement, is side²."""
     source = tmp_path / "image.npy"
-    np.save(source, np.pad(np.full((side // 2, side // 2), 0.4, np.float32), side // 4))
+    np.save(source, np.pad(np.full((side // 2, side // 2), 600.0, np.float32), side // 4))  # HU for CT
     out = tmp_path / "out"
     report = score_run(verb, str(source), out, tiny_priors[verb], *task_flags, "--sampler", "dds",
                        "--refine-tv", "1e-4")
@@ -251,7 +251,7 @@ def test_a_non_square_slice_is_padded_and_cut_back(tmp_path, capsys, tiny_priors
     """By default a 24x32 slice is padded with air to 32² for the reconstruction and the output is 24x32 again;
     --square refuse refuses it in one line."""
     source = tmp_path / "wide.npy"
-    np.save(source, np.full((24, 32), 0.3, np.float32))
+    np.save(source, np.pad(np.full((24, 24), 200.0, np.float32), ((0, 0), (4, 4)), constant_values=-1000.0))
     out = tmp_path / "out"
     score_run("ct", str(source), out, tiny_priors["ct"], "--projections", "8")
     assert np.load(out / "wide_score-pc.npy").shape[-2:] == (24, 32)

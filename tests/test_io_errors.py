@@ -36,7 +36,7 @@ def _bad_inputs(folder):
     inf[0, 0] = np.inf
     np.save(folder / "inf.npy", inf)
     cases["inf"] = (folder / "inf.npy", "contains NaN or Inf values", {})
-    np.save(folder / "wide.npy", np.zeros((16, 24)))
+    np.save(folder / "wide.npy", np.linspace(-1000, 1000, 16 * 24).reshape(16, 24))
     cases["non-square"] = (folder / "wide.npy", "slices are 16x24, not square", {})
     np.save(folder / "tiny.npy", np.zeros((4, 4)))
     cases["too small"] = (folder / "tiny.npy", "image size 4x4 is out of range", {})
@@ -44,11 +44,18 @@ def _bad_inputs(folder):
     cases["too large"] = (folder / "huge.npy", "image size 8x5000 is out of range", {"square": "pad"})
     (folder / "table.csv").write_text("1,2\n")
     cases["unknown type"] = (folder / "table.csv", "unrecognised file type", {})
+    np.save(folder / "normalised.npy", np.linspace(-1, 1, 256).reshape(16, 16))
+    cases["not HU"] = (folder / "normalised.npy", "values span -1 to 1 HU, too narrow for a CT slice", {})
+    cases["rescale a DICOM"] = (get_testdata_file("CT_small.dcm"), "--rescale gives the HU scale of a .npy",
+                                {"rescale": (1.0, 0.0)})
+    cases["rescale MR"] = (folder / "normalised.npy", "--rescale sets CT numbers (HU)",
+                           {"rescale": (1.0, 0.0), "modality": "mri"})
     return cases
 
 
 CASES = ["missing", "not dicom", "no pixel data", "4-D nifti", "volume out of range", "volume of a 3-D file", "nan",
-         "inf", "non-square", "too small", "too large", "unknown type"]
+         "inf", "non-square", "too small", "too large", "unknown type",
+         "not HU", "rescale a DICOM", "rescale MR"]
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -128,7 +135,7 @@ def test_write_refuses_to_overwrite_the_input(tmp_path):
 
 
 def test_result_with_wrong_shape_or_nan_is_not_written(tmp_path):
-    np.save(tmp_path / "a.npy", np.zeros((16, 16)))
+    np.save(tmp_path / "a.npy", np.linspace(-1000, 1000, 256).reshape(16, 16))
     volume = read_volume(tmp_path / "a.npy")
     with pytest.raises(ValueError, match="does not match"):
         write_volume(volume, np.zeros((1, 8, 8)), tmp_path / "out", "r", "x")

@@ -6,6 +6,7 @@ import pytest
 import tifffile
 from PIL import Image
 
+from recon.errors import InputError
 from recon.io import read_volume, to_display, write_png, write_volume
 from recon.units import hu_to_model, model_to_hu
 
@@ -134,17 +135,19 @@ def test_pictures_8_16_bit_and_float_tiff(tmp_path):
     Image.fromarray(grey8).save(tmp_path / "a.png")
     Image.fromarray(grey16).save(tmp_path / "b.png")
     tifffile.imwrite(tmp_path / "c.tif", grey16)
-    tifffile.imwrite(tmp_path / "d.tiff", np.full((16, 16), 40.0, dtype=np.float32))
+    soft = np.full((16, 16), 40.0, dtype=np.float32)
+    soft[:, :4] = -1000.0  # air beside soft tissue: a CT slice spans hundreds of HU
+    tifffile.imwrite(tmp_path / "d.tiff", soft)
     assert np.allclose(read_volume(tmp_path / "a.png").data[0], grey8 / 255, atol=1e-6)
     assert np.allclose(read_volume(tmp_path / "b.png").data[0], grey16 / 65535, atol=1e-6)
     assert np.allclose(read_volume(tmp_path / "c.tif").data[0], grey16 / 65535, atol=1e-6)
     mr = read_volume(tmp_path / "b.png", modality="mri")
     assert np.allclose(mr.data[0] * mr.scale, grey16, rtol=1e-5)
     ct = read_volume(tmp_path / "d.tiff")  # float TIFF: HU
-    assert np.allclose(ct.data, hu_to_model(40.0))
+    assert np.allclose(ct.data, hu_to_model(soft))
     paths = write_volume(ct, ct.data, tmp_path / "out", "recon", "x")
     assert [p.name for p in paths] == ["recon.tiff", "recon.png"]
-    assert np.allclose(tifffile.imread(paths[0]), 40.0, atol=1e-3)
+    assert np.allclose(tifffile.imread(paths[0]), soft, atol=1e-3)
     assert np.asarray(Image.open(paths[1])).dtype == np.uint8
 
 
@@ -178,3 +181,19 @@ def test_png_windows(tmp_path):
     assert pixels.dtype == np.uint8 and pixels[0, 1] == 128
     mr = write_png(tmp_path / "m.png", np.linspace(0, 2, 64).reshape(8, 8), "mri")
     assert np.asarray(Image.open(mr)).max() == 255
+
+
+def test_rescale_gives_a_normalised_picture_its_hu(tmp_path):
+    """A float TIFF normalised to [-1, 1] (the shared AAPM slice) is refused as HU and read with --rescale; the
+    same slope and intercept apply to 16-bit grey levels, replacing the picture rule."""
+    normalised = np.linspace(-1, 1, 256, dtype=np.float32).reshape(16, 16)
+    tifffile.imwrite(tmp_path / "n.tif", normalised)
+    with pytest.raises(InputError, match="too narrow for a CT slice.*--rescale SLOPE INTERCEPT"):
+        read_volume(tmp_path / "n.tif")
+    ct = read_volume(tmp_path / "n.tif", rescale=(2000.0, 976.0))
+    assert np.allclose(ct.data, hu_to_model(np.maximum(2000.0 * normalised + 976.0, -1024.0)), atol=1e-6)
+    assert ct.meta["rescale"] == [2000.0, 976.0]
+    grey = (np.arange(256, dtype=np.uint16) * 16).reshape(16, 16)
+    Image.fromarray(grey).save(tmp_path / "g.png")
+    assert np.allclose(read_volume(tmp_path / "g.png", rescale=(1.0, -1024.0)).data, hu_to_model(grey - 1024.0),
+                       atol=1e-6)

@@ -30,7 +30,7 @@ def test_readers_give_the_pixel_spacing(tmp_path):
     nib.save(nib.Nifti1Image(np.ones((16, 16, 3), np.float32), np.diag([0.9, 1.1, 3.0, 1.0])), path)
     volume = read_volume(path)
     assert volume.meta["pixel_spacing_mm"] == pytest.approx((1.1, 0.9)) and volume.pixel_spacing_mm == pytest.approx(1.0)
-    np.save(tmp_path / "a.npy", np.zeros((16, 16), np.float32))
+    np.save(tmp_path / "a.npy", np.linspace(-1000, 1000, 256, dtype=np.float32).reshape(16, 16))
     assert read_volume(tmp_path / "a.npy").pixel_spacing_mm is None
 
 

@@ -253,7 +253,7 @@ def test_recon_tune_ct_writes_a_profile_that_recon_ct_uses_and_resumes(tiny_prio
     assert entry["source"].startswith("recon tune ct") and entry["val_set"]["sha256"]
 
     image = tmp_path / "slice.npy"
-    np.save(image, np.full((32, 32), 0.0, np.float32))
+    np.save(image, np.pad(np.full((16, 16), 40.0, np.float32), 8, constant_values=-1000.0))  # HU
     assert main(["ct", "--method", "score", "--sampler", "pc", "--projections", "8", "--prior", prior, "--steps", "2",
                  "--quiet",
                  str(image), "-o", str(tmp_path / "ct")]) == 0
@@ -328,7 +328,7 @@ def test_recon_tune_dds_saves_its_steps_and_warm_start_as_the_defaults(tiny_prio
     assert values == {**report["best"], "steps": 3} and values["start_from"] == "fista-tv"
 
     image = tmp_path / "slice.npy"
-    np.save(image, np.full((32, 32), 0.0, np.float32))
+    np.save(image, np.pad(np.full((16, 16), 40.0, np.float32), 8, constant_values=-1000.0))  # HU
     assert main(["ct", "--sampler", "dds", "--projections", "8", "--prior", prior, "--quiet", str(image),
                  "-o", str(tmp_path / "ct")]) == 0
     used = json.loads((tmp_path / "ct" / "metrics.json").read_text())["parameters"]

@@ -51,6 +51,10 @@ def add_common_arguments(parser: argparse.ArgumentParser, task_methods: tuple[st
                              "modality (default: refuse it)")
     parser.add_argument("--volume", type=int, default=None, metavar="K",
                         help="the volume of a 4-D NIfTI input (DWI, fMRI) to reconstruct, from 0 (required there)")
+    parser.add_argument("--rescale", type=float, nargs=2, default=None, metavar=("SLOPE", "INTERCEPT"),
+                        help="CT numbers of a .npy, .npz, PNG or TIFF input: HU = SLOPE * value + INTERCEPT (as "
+                             "DICOM's RescaleSlope / RescaleIntercept; default: float values are HU, 8/16-bit grey "
+                             "levels span air to 3000 HU)")
 
 
 def add_sampler_arguments(parser: argparse.ArgumentParser) -> None:
@@ -96,9 +100,11 @@ def sampler_flags(args: argparse.Namespace) -> dict[str, Any]:
 
 def settings_from(args: argparse.Namespace):
     """A reconstruction verb's :class:`recon.pipeline.RunSettings` (validated on creation)."""
+    from recon.io.reading import ReadOptions
     from recon.pipeline import RunSettings
 
     return RunSettings(output=args.output, method=args.method, sampler=args.sampler, options=sampler_flags(args),
                        samples=args.samples, batch_size=args.batch_size, resample=args.resample,
-                       square=args.square, force_modality=args.force_modality, volume=args.volume, seed=args.seed,
+                       reading=ReadOptions(args.square, args.force_modality, args.volume,
+                                           None if args.rescale is None else tuple(args.rescale)), seed=args.seed,
                        prior=args.prior, device=args.device, quiet=args.quiet)

@@ -25,18 +25,21 @@ from recon.units import hu_to_model
 
 REAL_CT = Path(os.environ.get("RECON_REAL_CT", "/work/shared/data/real/aapm_ldct_L506_000.tif"))
 SIZE = 128
+AAPM_RESCALE = (2000.0, 976.0)
+"""HU = 2000 v + 976 for the AAPM slice's values v in [-1, 1] (its README: HU ~ (v + 1) / 2 * 4000 - 1024);
+``recon ct --rescale 2000 976`` reads the file the same way."""
 
 
 def real_ct_slice(path: Path = REAL_CT, size: int = SIZE) -> np.ndarray | None:
-    """The AAPM L506 slice in approximate HU, resized to ``size`` (see its README: the file
-    holds [-1, 1] from the raw range; HU ~ (v + 1) / 2 * 4000 - 1024), or None if absent."""
+    """The AAPM L506 slice in approximate HU (:data:`AAPM_RESCALE`), resized to ``size``, or None if absent."""
     if not path.exists():
         return None
     import tifffile
     from skimage.transform import resize
 
     values = tifffile.imread(path).astype(np.float64)
-    return resize((values + 1) / 2 * 4000 - 1024, (size, size), anti_aliasing=True)
+    slope, intercept = AAPM_RESCALE
+    return resize(slope * values + intercept, (size, size), anti_aliasing=True)
 
 
 def _save(fig, path: Path) -> None:

@@ -22,11 +22,12 @@ from pathlib import Path
 import numpy as np
 
 from recon.errors import InputError
-from recon.io.arrays import TIFF_SUFFIXES, read_npy, read_npz, read_png, read_tiff
+from recon.io.arrays import TIFF_SUFFIXES, read_npy, read_npz, read_png, read_tiff, check_ct_span, to_real
 from recon.io.atomic import atomic_outputs, atomic_path
 from recon.io.dicom import is_dicom_file, read_dicom
 from recon.io.fastmri import is_hdf5_name, read_fastmri
 from recon.io.nifti import is_nifti_name, read_nifti
+from recon.io.reading import ReadOptions
 from recon.io.preview import CT_WINDOWS, to_display, to_uint8, write_png
 from recon.io.lazy_stack import LazyStack
 from recon.io.shape import check_shape, check_values, make_square
@@ -35,7 +36,7 @@ from recon.io.volume import Volume
 from recon.io.writer import VolumeWriter, write_volume
 from recon.units import hu_to_model, model_to_hu, robust_scale
 
-__all__ = ["Volume", "read_volume", "model_units", "write_volume", "VolumeWriter", "write_png", "to_display", "to_uint8", "CT_WINDOWS",
+__all__ = ["Volume", "ReadOptions", "read_volume", "model_units", "write_volume", "VolumeWriter", "write_png", "to_display", "to_uint8", "CT_WINDOWS",
            "detect_format", "atomic_path", "atomic_outputs"]
 
 MODALITIES = ("ct", "mri")
@@ -64,7 +65,7 @@ def detect_format(path: Path) -> str:
 
 
 def _read_real(path: Path, fmt: str, modality: str | None, force: bool, lazy: bool,
-               volume: int | None) -> tuple[np.ndarray, str, dict]:
+               volume: int | None, rescale: tuple[float, float] | None) -> tuple[np.ndarray, str, dict]:
     """Dispatch to the format reader; returns (real-unit stack, modality, meta)."""
     if fmt == "dicom":
         stack, meta, modality = read_dicom(path, modality, force, lazy)
@@ -78,17 +79,12 @@ def _read_real(path: Path, fmt: str, modality: str | None, force: bool, lazy: bo
         stack, meta = read_fastmri(path)
         return stack, "mri", meta
     modality = modality or "ct"
-    return ARRAY_READERS[fmt](path, modality), modality, {}
-
-
-def check_volume(path: Path, volume: int | None) -> None:
-    """Refuse ``volume`` (``--volume``) for any input but a NIfTI file, the only one that has volumes."""
-    if volume is not None and not is_nifti_name(path):
-        raise InputError(f"{path}: --volume {volume} picks a volume of a 4-D NIfTI file, and this is not one")
+    meta = {} if rescale is None else {"rescale": list(rescale)}
+    return to_real(ARRAY_READERS[fmt](path), modality, path, rescale), modality, meta
 
 
 def read_volume(path: Path | str, modality: str | None = None, square: str = "refuse", force: bool = False,
-                lazy: bool = False, volume: int | None = None) -> Volume:
+                lazy: bool = False, volume: int | None = None, rescale: tuple[float, float] | None = None) -> Volume:
     """Read an image file or DICOM series folder into model units.
 
     ``modality`` (``ct`` or ``mri``) is inferred when None: from the DICOM
@@ -104,6 +100,9 @@ def read_volume(path: Path | str, modality: str | None = None, square: str = "re
     series is never held whole. ``meta["pixel_spacing_mm"]`` is the (row, column)
     pixel spacing where the file gives one (DICOM, NIfTI, a fastMRI ISMRMRD header),
     else None. ``volume`` picks one volume of a 4-D NIfTI file (required there, refused elsewhere).
+    ``rescale`` (slope, intercept) gives the HU of a CT array or picture, HU = slope * stored + intercept
+    (:func:`recon.io.arrays.to_real`; refused for other formats, which carry their own scale). The flags
+    square, force, volume and rescale are those of :class:`recon.io.ReadOptions`.
     """
     path = Path(path)
     if modality is not None and modality not in MODALITIES:
@@ -111,13 +110,15 @@ def read_volume(path: Path | str, modality: str | None = None, square: str = "re
     if not path.exists():
         raise InputError(f"{path}: no such file or folder")
     fmt = detect_format(path)
-    check_volume(path, volume)
-    real, modality, meta = _read_real(path, fmt, modality, force, lazy, volume)
+    ReadOptions(square, force, volume, rescale).check(path)
+    real, modality, meta = _read_real(path, fmt, modality, force, lazy, volume, rescale)
     if isinstance(real, LazyStack):
         check_shape(real.shape, path)
         model, scale = real.mapped(lambda image: _model_slice(image, path), real.shape[1:]), 1.0
     else:
         check_values(real, path)
+        if fmt in ARRAY_READERS and modality == "ct":
+            check_ct_span(real, path, rescale is not None)
         model, scale = model_units(real, modality)
     model, meta["square"] = make_square(model, path, square)
     meta.setdefault("files", [path])

@@ -16,12 +16,15 @@ import dataclasses
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Iterable
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterable
 
 import numpy as np
 import torch
 
 from operators import Measurement, Radon
+
+if TYPE_CHECKING:
+    from recon.io.reading import ReadOptions
 
 METRICS_NOTE = "PSNR/SSIM: data range 1 on model units, whole image, output clipped to [0, 1]"
 
@@ -107,17 +110,18 @@ class Task:
         for _ in chunks:
             pass
 
-    def read(self, source: Path, square: str = "refuse", force: bool = False, volume: int | None = None) -> "Scan":
+    def read(self, source: Path, reading: "ReadOptions | None" = None) -> "Scan":
         """The run's input as a :class:`Scan`, checked before any work (InputError names the problem).
 
-        Image tasks read an image volume (``square``, ``force``, ``volume``: see :func:`recon.io.read_volume`; a CT
+        Image tasks read an image volume (``reading``: :class:`recon.io.ReadOptions`, None: its defaults; a CT
         DICOM series lazily, so that only the slices being reconstructed are held) and simulate their
         measurement from it; measured-data tasks override this.
         """
         from recon import io
         from recon.io.lazy_stack import chunks_of
 
-        images = io.read_volume(source, modality=self.modality, square=square, force=force, lazy=True, volume=volume)
+        reading = reading or io.ReadOptions()
+        images = io.read_volume(source, modality=self.modality, lazy=True, **dataclasses.asdict(reading))
         self.check((torch.from_numpy(chunk).unsqueeze(1) for chunk in chunks_of(images.data)), str(source))
         return SimulatedScan(self, images)
 

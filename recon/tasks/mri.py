@@ -7,11 +7,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from operators import Measurement, default_center_fraction, undersampled_mri
 from recon.errors import InputError
 from recon.tasks.base import Scan, Task
+
+if TYPE_CHECKING:
+    from recon.io.reading import ReadOptions
 
 MRI_METHODS = ("zero-filled", "cs-tv", "cs-wavelet", "unet-mri")
 
@@ -44,7 +47,7 @@ class UndersampledMRI(Task):
         """The fully sampled centre fraction in use."""
         return self.center_fraction if self.center_fraction is not None else default_center_fraction(self.accel)
 
-    def read(self, source: Path, square: str = "refuse", force: bool = False, volume: int | None = None) -> Scan:
+    def read(self, source: Path, reading: "ReadOptions | None" = None) -> Scan:
         """A fastMRI file's raw k-space (:func:`recon.tasks.mri_raw.read_raw`); other inputs are images."""
         from recon.io.fastmri import is_hdf5_name
 
@@ -52,7 +55,7 @@ class UndersampledMRI(Task):
             from recon.tasks.mri_raw import read_raw
 
             return read_raw(self, Path(source))
-        return super().read(source, square, force, volume)
+        return super().read(source, reading)
 
     def measurement(self, size: int) -> Measurement:
         if not self.accel >= 1:

@@ -28,6 +28,7 @@ import torch
 from operators import Measurement, ScanGeometry, ScanTransform, ViewMask, view_indices
 from recon.errors import InputError
 from recon.io.ct_geometry import MeasuredGeometry, read_geometry
+from recon.io.reading import ReadOptions
 from recon.tasks.base import Problem, Scan, Task
 from recon.tasks.sparse_view import CT_METHODS
 
@@ -96,14 +97,16 @@ class ScanCT(Task):
         transform = scan_transform(self.geometry_at(size))
         return Measurement(transform, ViewMask(transform.geometry.n_angles, self.views()), self.noise)
 
-    def read(self, source: Path, square: str = "refuse", force: bool = False, volume: int | None = None) -> Scan:
+    def read(self, source: Path, reading: ReadOptions | None = None) -> Scan:
         from recon.io.sinogram import looks_like_sinogram, read_sinogram, sinogram_volume
 
         scan = self.scan
         if not looks_like_sinogram(source, scan.scan.sino_shape):
-            return super().read(source, square, force, volume)
+            return super().read(source, reading)
         if self.noise:
             raise InputError(f"{source}: --noise simulates noise on a simulated sinogram; this one is measured")
+        if reading is not None and reading.rescale is not None:
+            raise InputError(f"{source}: --rescale gives the HU of an image; a measured sinogram holds line integrals")
         sino = torch.from_numpy(read_sinogram(source, scan.scan.sino_shape)).unsqueeze(1)  # (S, 1, M, D)
         volume = sinogram_volume(source, sino.shape[0], scan.scan.size, scan.pixel_spacing_mm,
                                  [source, Path(self.geometry)])

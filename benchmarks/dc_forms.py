@@ -31,25 +31,25 @@ from skimage.transform import resize
 import operators
 from priors.analytic import GaussianPrior, squared_exponential_basis
 from priors.discretisation import DEFAULT_SNR
+from recon.data.figures import real_ct_slice
 from recon.samplers import core, pc
 from recon.samplers.consistency import FORMS, DataConsistency, project
 from recon.samplers.options import PCOptions
 from recon.units import hu_to_model
 
-AAPM = Path("/work/shared/data/real/aapm_ldct_L506_000.tif")
 CT128 = Path("/work/data/ct128.h5")
 
 
 def test_images(size: int, n_h5: int = 2) -> dict[str, np.ndarray]:
     """Name -> (size, size) image in model units x = (HU + 1000) / 4000."""
     import pydicom
-    import tifffile
     from pydicom.data import get_testdata_file
     from skimage.data import shepp_logan_phantom
 
     images = {"shepp-logan": 0.4 * shepp_logan_phantom()}
-    if AAPM.exists():  # rescaled to [-1, 1]; HU ~ (v + 1) / 2 * 4000 - 1024 (see its README)
-        images["aapm-L506"] = hu_to_model((tifffile.imread(AAPM) + 1) / 2 * 4000 - 1024)
+    aapm = real_ct_slice(size=512)  # approximate HU (recon.data.figures.AAPM_RESCALE); None when absent
+    if aapm is not None:
+        images["aapm-L506"] = hu_to_model(aapm)
     ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
     images["CT_small"] = hu_to_model(ds.pixel_array * float(ds.RescaleSlope) + float(ds.RescaleIntercept))
     if CT128.exists():

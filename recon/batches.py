@@ -18,7 +18,8 @@ def reconstruct_batches(task: Task, settings, prior, options, scan: Scan, size: 
         prior, options: the score prior and its resolved sampler options (None for a classical method).
     Yields:
         per batch, as it is done: {"start", "output", "baseline", "std", "keep" (CPU tensors on the ``size``
-        grid), "has_reference" (the problem was simulated from the input), "residual" and
+        grid), "settled" (indices of the slices with nothing to reconstruct, :attr:`Problem.settled`, which
+        skip the method), "has_reference" (the problem was simulated from the input), "residual" and
         "baseline_residual" (B,) (relative data residuals ||A x - y|| / ||y||), "nfe" (network evaluations
         per slice and sample), "params" (the sampler's parameters)}.
     """
@@ -33,16 +34,21 @@ def reconstruct_batches(task: Task, settings, prior, options, scan: Scan, size: 
         stop = min(start + settings.batch_size, scan.n_slices)
         problem = scan.problem(start, stop, size, settings.seed + start, device)
         baseline = BASELINES[task.baseline](problem.measurement, problem.y)
-        std, nfe, params = None, 0, {}
-        if prior is None:
-            output = BASELINES[settings.method](problem.measurement, problem.y)
-        else:
-            from recon.samplers import reconstruct
+        index, part = problem.unsettled()  # settled slices (nothing to reconstruct) keep the baseline's filler
+        output, std, nfe, params = baseline.clone(), None, 0, {}
+        if index is None or len(index):
+            if prior is None:
+                result = BASELINES[settings.method](part.measurement, part.y)
+            else:
+                from recon.samplers import reconstruct
 
-            result = reconstruct(prior, problem.measurement, problem.y, options, n_samples=settings.samples,
-                                 seed=settings.seed + start, progress=progress, holdout=problem.holdout)
-            output, std, nfe, params = result.mean, result.std, result.nfe, result.params
-        yield {"start": start, "output": problem.finished(output).cpu(),
+                run = reconstruct(prior, part.measurement, part.y, options, n_samples=settings.samples,
+                                  seed=settings.seed + start, progress=progress, holdout=part.holdout)
+                result, nfe, params = run.mean, run.nfe, run.params
+                std = None if run.std is None else _scatter(torch.zeros_like(output), index, run.std)
+            output = _scatter(output, index, result)
+        settled = [] if index is None else sorted(set(range(start, stop)) - {start + int(i) for i in index})
+        yield {"start": start, "output": problem.finished(output).cpu(), "settled": settled,
                "baseline": problem.finished(baseline).cpu(),
                "std": None if std is None else std.cpu(),
                "keep": None if problem.keep is None else problem.keep.cpu(),
@@ -50,6 +56,15 @@ def reconstruct_batches(task: Task, settings, prior, options, scan: Scan, size: 
                "baseline_residual": relative_residual(problem, baseline).cpu(), "nfe": nfe, "params": params}
         slices.update(stop - start)
     slices.close()
+
+
+def _scatter(full: torch.Tensor, index: torch.Tensor | None, part: torch.Tensor) -> torch.Tensor:
+    """``full`` (B, ...) with rows ``index`` replaced by ``part`` (all of them when ``index`` is None)."""
+    if index is None:
+        return part
+    full = full.clone()
+    full[index.to(full.device)] = part.to(full.dtype)
+    return full
 
 
 def relative_residual(problem, images: torch.Tensor) -> torch.Tensor:

@@ -42,7 +42,7 @@ class RunWriter:
         self.panel: dict = {}
         self.scores: dict[str, dict[str, list[tuple[int, list[float]]]]] | None = {}  # None: no reference
         self.residuals: dict[str, list[tuple[int, list[float]]]] = {"method": [], task.baseline: []}
-        self.nfe, self.params = 0, {}
+        self.nfe, self.params, self.settled = 0, {}, []
         self._files = ExitStack()
         self._image = self._files.enter_context(self._writer(f"{self.stem}_{method}", "image"))
         self._std = None
@@ -80,7 +80,8 @@ class RunWriter:
         self._score(start, output, baseline, reference, keep)
         self.residuals["method"].append((start, batch["residual"].tolist()))
         self.residuals[self.task.baseline].append((start, batch["baseline_residual"].tolist()))
-        if batch["params"]:
+        self.settled += batch["settled"]
+        if batch["params"]:  # none where every slice of the batch was settled
             self.nfe, self.params = batch["nfe"], batch["params"]
         if start <= self.middle < stop:
             k = self.middle - start
@@ -127,8 +128,9 @@ class RunWriter:
             "wall_time_per_slice_s": round(wall / self.scan.n_slices, 3),
             "device": str(device), "processes": 1 if shard is None else shard.world_size, "host": platform.node(),
             "parameters": {**task.record(), **settings.record(), **self.params},
-            "defaults_source": None if prior is None else defaults_source(prior, self.params["sampler"],
-                                                                           task.defaults_key),
+            "defaults_source": None if prior is None or not self.params else defaults_source(
+                prior, self.params["sampler"], task.defaults_key),
+            "unchanged_slices": self.settled,
             "metrics_note": NO_REFERENCE_NOTE if not self.scores else self.scan.metrics_note,
             "data_residual": _residuals(task, {k: _in_order(v) for k, v in self.residuals.items()}), **metrics,
             "files": [str(self.folder.final(p)) for p in [*written, panel]],

@@ -123,3 +123,24 @@ def test_no_metal_is_one_line_error_and_threshold_option_works(tmp_path, capsys)
     assert main(["mar", "--method", "li", "--metal-threshold", "1500", "--quiet", str(source), "-o", str(out)]) == 0
     result = np.load(out / "clean_li.npy")
     np.testing.assert_allclose(result[0, 12:15, 20:22], 2000.0, atol=0.5)
+
+
+@pytest.mark.parametrize("batch_size", ["1", "3"])
+def test_slices_without_metal_are_kept_as_they_are(tmp_path, capsys, tiny_priors, batch_size):
+    """In a volume with metal in one slice, the others have complete data and nothing to remove: they are written
+    as read (to the writer's HU rounding), the sampler runs on the metal slice alone, and the report lists them."""
+    clean = body(32)
+    metal = clean.copy()
+    metal[12:15, 20:22] = 6000.0
+    source = tmp_path / "volume.npy"
+    np.save(source, np.stack([clean, metal, clean[::-1].copy()]))
+    out = tmp_path / "out"
+    assert main(["mar", "--prior", tiny_priors["ct"], "--sampler", "pc", "--steps", "3", "--batch-size", batch_size,
+                 "--device", "cpu", "--quiet", str(source), "-o", str(out)]) == 0
+    assert "2 of 3 slices had nothing to reconstruct" in capsys.readouterr().out
+    result = np.load(out / "volume_score-pc.npy")
+    np.testing.assert_allclose(result[0], clean, atol=0.5)
+    np.testing.assert_allclose(result[2], clean[::-1], atol=0.5)
+    assert np.abs(result[1][metal < 3000] - clean[metal < 3000]).max() > 10  # the metal slice was reconstructed
+    report = json.loads((out / "metrics.json").read_text())
+    assert report["unchanged_slices"] == [0, 2] and report["nfe_per_slice"] > 0

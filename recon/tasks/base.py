@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterable
 import numpy as np
 import torch
 
-from operators import Measurement, Radon
+from operators import BooleanMask, Measurement, Radon
 
 if TYPE_CHECKING:
     from recon.io.reading import ReadOptions
@@ -47,6 +47,8 @@ class Problem:
             method's output before it is written or scored (e.g. metal reinsertion).
         holdout: (axis of T's output along which measured lines may be held out, lines never held out):
             sinogram views (-2, 0) by default; k-space columns outside the fully sampled centre for MRI.
+        settled: (B,) bool, slices with nothing to reconstruct, which ``finish`` returns as they are whatever the
+            method gives (a measured MAR slice without metal); runs may skip them (None: none).
     """
 
     measurement: Measurement
@@ -55,10 +57,24 @@ class Problem:
     keep: torch.Tensor | None = None
     finish: Callable[[torch.Tensor], torch.Tensor] | None = None
     holdout: tuple[int, int] = SINOGRAM_VIEWS
+    settled: torch.Tensor | None = None
 
     def finished(self, images: torch.Tensor) -> torch.Tensor:
         """``images`` after the task's post-processing."""
         return images if self.finish is None else self.finish(images)
+
+    def unsettled(self) -> tuple[torch.Tensor | None, "Problem"]:
+        """(index of the slices to reconstruct, or None for all; the problem of those slices alone, without
+        ``finish``). The transform must be shared by the batch (CT); a per-image mask is cut to the slices."""
+        if self.settled is None or not self.settled.any():
+            return None, self
+        index = torch.nonzero(~self.settled.to(self.y.device)).flatten()
+        sampling = self.measurement.sampling
+        if isinstance(sampling, BooleanMask) and sampling.mask.shape[0] > 1:
+            sampling = BooleanMask(sampling.mask[index.to(sampling.mask.device)])
+        part = Measurement(self.measurement.transform, sampling, self.measurement.noise_std)
+        pick = (lambda t: None if t is None else t[index.to(t.device)])
+        return index, Problem(part, self.y[index], pick(self.reference), pick(self.keep), None, self.holdout)
 
 
 @dataclass(frozen=True)

@@ -64,9 +64,13 @@ class MetalArtifacts(Task):
         return self._simulated(x, seed) if self.simulate else self._measured(x)
 
     def _measured(self, x: torch.Tensor) -> Problem:
+        """A measured scan's slices; one without metal has complete data and nothing to remove, so it is
+        returned as it is (``settled``: a series is not reconstructed slice by slice where it has no metal)."""
         measurement = self.measurement_for(x)
         metal = x > hu_to_model(self.threshold)
-        return Problem(measurement, measurement.measure(x), reference=None, finish=_reinsert(metal, x))
+        clean = ~metal.flatten(1).any(dim=1)
+        return Problem(measurement, measurement.measure(x), reference=None,
+                       finish=_reinsert(metal | clean.view(-1, 1, 1, 1), x), settled=clean)
 
     def _simulated(self, x: torch.Tensor, seed: int) -> Problem:
         transform = radon(x.shape[-1])

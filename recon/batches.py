@@ -42,8 +42,9 @@ def reconstruct_batches(task: Task, settings, prior, options, scan: Scan, size: 
             else:
                 from recon.samplers import reconstruct
 
-                run = reconstruct(prior, part.measurement, part.y, options, n_samples=settings.samples,
-                                  seed=settings.seed + start, progress=progress, holdout=part.holdout)
+                seed = settings.seed + start if index is None else [settings.seed + start + int(i) for i in index]
+                run = reconstruct(prior, part.measurement, part.y, options, n_samples=settings.samples, seed=seed,
+                                  progress=progress, holdout=part.holdout)
                 result, nfe, params = run.mean, run.nfe, run.params
                 std = None if run.std is None else _scatter(torch.zeros_like(output), index, run.std)
             output = _scatter(output, index, result)

@@ -157,9 +157,10 @@ def _run(task: Task, source: Path, settings: RunSettings, device: torch.device, 
         raise
     if report is not None:
         summary = ", ".join(f"{k} {v:.2f}" for k, v in report.get("mean", {}).items())
-        unchanged = len(report["unchanged_slices"])
-        note = f" ({unchanged} of {report['slices']} slices had nothing to reconstruct and were kept)" if unchanged else ""
-        print(f"wrote {len(report['files']) + 1} files to {settings.output}{note}" + (f"; {summary}" if summary else ""))
+        kept = len(report["unchanged_slices"])
+        note = f" ({kept} of {report['slices']} slices had nothing to reconstruct and were kept)" if kept else ""
+        print(f"wrote {len(report['files']) + 1} files to {settings.output}{note}"
+              + (f"; {summary}" if summary else ""))
     return 0
 
 

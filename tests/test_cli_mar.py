@@ -125,22 +125,30 @@ def test_no_metal_is_one_line_error_and_threshold_option_works(tmp_path, capsys)
     np.testing.assert_allclose(result[0, 12:15, 20:22], 2000.0, atol=0.5)
 
 
-@pytest.mark.parametrize("batch_size", ["1", "3"])
-def test_slices_without_metal_are_kept_as_they_are(tmp_path, capsys, tiny_priors, batch_size):
+def test_slices_without_metal_are_kept_as_they_are(tmp_path, capsys, tiny_priors):
     """In a volume with metal in one slice, the others have complete data and nothing to remove: they are written
-    as read (to the writer's HU rounding), the sampler runs on the metal slice alone, and the report lists them."""
+    as read (to the writer's HU rounding), the sampler runs on the metal slice alone, with its own random stream
+    whatever batch it is in, and the report lists the kept slices."""
     clean = body(32)
     metal = clean.copy()
     metal[12:15, 20:22] = 6000.0
     source = tmp_path / "volume.npy"
     np.save(source, np.stack([clean, metal, clean[::-1].copy()]))
-    out = tmp_path / "out"
-    assert main(["mar", "--prior", tiny_priors["ct"], "--sampler", "pc", "--steps", "3", "--batch-size", batch_size,
-                 "--device", "cpu", "--quiet", str(source), "-o", str(out)]) == 0
-    assert "2 of 3 slices had nothing to reconstruct" in capsys.readouterr().out
-    result = np.load(out / "volume_score-pc.npy")
-    np.testing.assert_allclose(result[0], clean, atol=0.5)
-    np.testing.assert_allclose(result[2], clean[::-1], atol=0.5)
-    assert np.abs(result[1][metal < 3000] - clean[metal < 3000]).max() > 10  # the metal slice was reconstructed
-    report = json.loads((out / "metrics.json").read_text())
-    assert report["unchanged_slices"] == [0, 2] and report["nfe_per_slice"] > 0
+    results = []
+    for batch_size, seed in (("1", "0"), ("3", "0"), ("3", "5")):
+        out = tmp_path / f"out{batch_size}-{seed}"
+        assert main(["mar", "--prior", tiny_priors["ct"], "--sampler", "pc", "--steps", "3", "--batch-size",
+                     batch_size, "--seed", seed, "--device", "cpu", "--quiet", str(source), "-o", str(out)]) == 0
+        assert "2 of 3 slices had nothing to reconstruct" in capsys.readouterr().out
+        result = np.load(out / "volume_score-pc.npy")
+        np.testing.assert_allclose(result[0], clean, atol=0.5)
+        np.testing.assert_allclose(result[2], clean[::-1], atol=0.5)
+        assert np.abs(result[1][metal < 3000] - clean[metal < 3000]).max() > 10  # the metal slice: reconstructed
+        report = json.loads((out / "metrics.json").read_text())
+        assert report["unchanged_slices"] == [0, 2] and report["nfe_per_slice"] > 0
+        results.append(result[1])
+    # The same stream in a batch of 1 and as the one unsettled slice of 3: y differs only by the batched sparse
+    # product's rounding (~1e-6), which this 3-level toy sampler carries to about 1 HU on average; another seed
+    # moves it by hundreds.
+    assert np.abs(results[0] - results[1]).mean() < 10.0
+    assert np.abs(results[1] - results[2]).mean() > 100.0

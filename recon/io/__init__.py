@@ -36,8 +36,8 @@ from recon.io.volume import Volume
 from recon.io.writer import VolumeWriter, write_volume
 from recon.units import hu_to_model, model_to_hu, robust_scale
 
-__all__ = ["Volume", "ReadOptions", "read_volume", "model_units", "write_volume", "VolumeWriter", "write_png", "to_display", "to_uint8", "CT_WINDOWS",
-           "detect_format", "atomic_path", "atomic_outputs"]
+__all__ = ["Volume", "ReadOptions", "read_volume", "model_units", "write_volume", "VolumeWriter",
+           "write_png", "to_display", "to_uint8", "CT_WINDOWS", "detect_format", "atomic_path", "atomic_outputs"]
 
 MODALITIES = ("ct", "mri")
 AIR_FLOOR_HU = -1024.0  # CT numbers below this (padding outside the field of view) are read as air

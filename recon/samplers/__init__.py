@@ -198,7 +198,7 @@ def _draw(run: _Run, k: int, ctx: core.Context) -> tuple[torch.Tensor, dict | No
 
 
 def reconstruct(prior, measurement, y: torch.Tensor, options: SamplerOptions | None = None, *, n_samples: int = 1,
-                seed: int = 0, progress: bool = True,
+                seed: int | list[int] = 0, progress: bool = True,
                 callback: Callable[[int, int, torch.Tensor], None] | None = None,
                 holdout: tuple[int, int] | None = None) -> Reconstruction:
     """Sample the posterior p(x | y) with a score prior and return the mean of K samples.
@@ -217,7 +217,8 @@ def reconstruct(prior, measurement, y: torch.Tensor, options: SamplerOptions | N
             the prior's defaults for no particular task).
         n_samples: K posterior samples; their mean is the output, their std the uncertainty.
         seed: slice i of the batch draws from a random stream seeded ``seed + i`` (:mod:`recon.samplers.streams`):
-            same seed, same device, same output, whatever else shares the batch.
+            same seed, same device, same output, whatever else shares the batch; or one seed per slice (a
+            batch's subset keeps its slices' streams).
         progress: show a progress bar.
         callback: ``callback(level, n_levels, x)`` after every noise level (x on the prior's grid).
         holdout: (axis, lines never held out) of the measured lines the refinement may hold out
@@ -245,7 +246,7 @@ def _on_prior_grid(prior, measurement, y: torch.Tensor, options: SamplerOptions,
                           samples=to_fine(result.samples), nfe=result.nfe, params=result.params)
 
 
-def _sample(prior, measurement, y: torch.Tensor, options: SamplerOptions, *, n_samples: int, seed: int,
+def _sample(prior, measurement, y: torch.Tensor, options: SamplerOptions, *, n_samples: int, seed: int | list[int],
             progress: bool, callback) -> Reconstruction:
     """The sampler on the measurement's own grid (the prior's)."""
     with torch.no_grad():
@@ -253,7 +254,9 @@ def _sample(prior, measurement, y: torch.Tensor, options: SamplerOptions, *, n_s
         # Samples run as one batch (K * B images) unless the mask differs per image (MAR).
         per_image_mask = run.measurement.mask(torch.empty(1, device=y.device)).shape[0] > 1 and n_samples > 1
         groups = [1] * n_samples if per_image_mask else [n_samples]
-        streams = SliceStreams([seed + i for i in range(y.shape[0])], y.device)
+        seeds = [seed + i for i in range(y.shape[0])] if isinstance(seed, int) else list(seed)
+        _check(len(seeds) == y.shape[0], f"{len(seeds)} seeds for a batch of {y.shape[0]} slices")
+        streams = SliceStreams(seeds, y.device)
         outputs, nfe, projections = [], 0, []
         for g, k in enumerate(groups):
             label = options.name if len(groups) == 1 else f"{options.name} {g + 1}/{len(groups)}"

@@ -204,7 +204,7 @@ def _panel(path: Path, key: str, size: str, case: Case, task: Task, shown: dict)
     """reference | the classical method of :data:`PANELS` | score | |score error| for one slice; the error
     of the output clipped to [0, 1] as the metrics clip it, without the metal put back (MAR)."""
     from recon.panel import save_panel
-    from recon.units import hu_to_model
+    from recon.units import HU_PER_UNIT, hu_to_model
 
     info, image = case
     reference = image[0, 0].numpy()
@@ -218,7 +218,8 @@ def _panel(path: Path, key: str, size: str, case: Case, task: Task, shown: dict)
                 error[images[name] > hu_to_model(task.threshold)] = 0
     grid = "resized" if size == "128" else "native"
     title = f"{info.name} ({info.split} slice, {image.shape[-1]}² {grid}): {for_slice(task, info).describe()}"
-    return save_panel(path, images, MODALITY[key], error=error, title=title)
+    unit = (HU_PER_UNIT, "HU") if MODALITY[key] == "ct" else (1.0, "")
+    return save_panel(path, images, MODALITY[key], error=error, unit=unit, title=title)
 
 
 def _cell(rows: list[dict]) -> str:

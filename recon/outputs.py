@@ -13,7 +13,7 @@ from recon.io.run_folder import RUN_MANIFEST, RunFolder
 from recon.resample import resize, resize_mask
 from recon.tasks import Task
 from recon.tasks.base import Scan
-from recon.units import hu_to_model
+from recon.units import HU_PER_UNIT, hu_to_model
 
 NO_REFERENCE_NOTE = ("no PSNR/SSIM: there is no reference image (the input is the measured scan itself); "
                      "data_residual says how closely each result fits the measurements")
@@ -162,12 +162,10 @@ def _panel(task: Task, path: Path, written: list[Path], scan: Scan, method: str,
         error = np.abs(images["output"] - reference)
         if images["keep"] is not None:
             error = error * images["keep"]  # excluded pixels (metal) would swamp the colour scale
-    std_scale = 4000.0 if task.modality == "ct" else volume.scale
+    unit = (HU_PER_UNIT, "HU") if task.modality == "ct" else (volume.scale, "")  # the input's own units
     if path in written:  # PNG/TIFF inputs: the volume writer's own PNG preview has that name
         path = path.with_name(f"{path.stem}_panel.png")
-    return save_panel(path, shown, task.modality, error=error,
-                      std=None if images["std"] is None else images["std"] * std_scale,
-                      std_unit="HU" if task.modality == "ct" else "",
+    return save_panel(path, shown, task.modality, error=error, std=images["std"], unit=unit,
                       title=f"{measurement}; slice {middle + 1}/{scan.n_slices}")
 
 

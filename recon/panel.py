@@ -18,12 +18,15 @@ MRI_WINDOW = (0.0, 1.0)
 
 def save_panel(path: Path, images: dict[str, np.ndarray], modality: str,
                error: np.ndarray | None = None, std: np.ndarray | None = None,
-               std_unit: str = "", title: str = "") -> Path:
-    """Write a row of 2-D images (model units) with a shared window, then optional
-    |error| and std maps with their own colour bars; atomic write."""
+               unit: tuple[float, str] = (1.0, ""), title: str = "") -> Path:
+    """Write a row of 2-D images (model units) with a shared window, then optional |error| and std maps (model
+    units) with their own colour bars, shown times ``unit`` = (real units per model unit, their name: 4000 and
+    "HU" for CT); atomic write."""
     lo, hi = CT_WINDOW if modality == "ct" else MRI_WINDOW
     panels = list(images.items())
-    extra = [(name, img) for name, img in (("|error|", error), ("std " + std_unit, std)) if img is not None]
+    scale, name = unit
+    suffix = f" {name}" if name else ""
+    extra = [(label + suffix, img * scale) for label, img in (("|error|", error), ("std", std)) if img is not None]
     n = len(panels) + len(extra)
     fig, axes = plt.subplots(1, n, figsize=(3.2 * n, 3.6), squeeze=False)
     for ax, (name, img) in zip(axes[0], panels):

@@ -34,8 +34,9 @@ def reconstruct_batches(task: Task, settings, prior, options, scan: Scan, size: 
         stop = min(start + settings.batch_size, scan.n_slices)
         problem = scan.problem(start, stop, size, settings.seed + start, device)
         baseline = BASELINES[task.baseline](problem.measurement, problem.y)
-        index, part = problem.unsettled()  # settled slices (nothing to reconstruct) keep the baseline's filler
-        output, std, nfe, params = baseline.clone(), None, 0, {}
+        index, part = problem.unsettled()
+        # Settled slices (nothing to reconstruct) are what the task's finish makes of anything: their input.
+        output, std, nfe, params = problem.finished(baseline), None, 0, {}
         if index is None or len(index):
             if prior is None:
                 result = BASELINES[settings.method](part.measurement, part.y)

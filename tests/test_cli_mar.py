@@ -146,6 +146,8 @@ def test_slices_without_metal_are_kept_as_they_are(tmp_path, capsys, tiny_priors
         assert np.abs(result[1][metal < 3000] - clean[metal < 3000]).max() > 10  # the metal slice: reconstructed
         report = json.loads((out / "metrics.json").read_text())
         assert report["unchanged_slices"] == [0, 2] and report["nfe_per_slice"] > 0
+        residual = report["data_residual"]["per_slice"]["method"]
+        assert max(residual[0], residual[2]) < 1e-4  # a kept slice is its input, which fits its complete data
         results.append(result[1])
     # The same stream in a batch of 1 and as the one unsettled slice of 3: y differs only by the batched sparse
     # product's rounding (~1e-6), which this 3-level toy sampler carries to about 1 HU on average; another seed

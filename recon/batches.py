@@ -33,10 +33,11 @@ def reconstruct_batches(task: Task, settings, prior, options, scan: Scan, size: 
     for start in starts:
         stop = min(start + settings.batch_size, scan.n_slices)
         problem = scan.problem(start, stop, size, settings.seed + start, device)
-        baseline = BASELINES[task.baseline](problem.measurement, problem.y)
+        raw_baseline = BASELINES[task.baseline](problem.measurement, problem.y)
+        baseline = problem.finished(raw_baseline)
         index, part = problem.unsettled()
         # Settled slices (nothing to reconstruct) are what the task's finish makes of anything: their input.
-        output, std, nfe, params = problem.finished(baseline), None, 0, {}
+        output, std, nfe, params = baseline, None, 0, {}
         if index is None or len(index):
             if prior is None:
                 result = BASELINES[settings.method](part.measurement, part.y)
@@ -49,13 +50,13 @@ def reconstruct_batches(task: Task, settings, prior, options, scan: Scan, size: 
                 result, nfe, params = run.mean, run.nfe, run.params
                 std = None if run.std is None else _scatter(torch.zeros_like(output), index, run.std)
             output = _scatter(output, index, result)
-        settled = [] if index is None else sorted(set(range(start, stop)) - {start + int(i) for i in index})
+        settled = [] if index is None else (start + torch.nonzero(problem.settled.cpu()).flatten()).tolist()
         yield {"start": start, "output": problem.finished(output).cpu(), "settled": settled,
-               "baseline": problem.finished(baseline).cpu(),
+               "baseline": baseline.cpu(),
                "std": None if std is None else std.cpu(),
                "keep": None if problem.keep is None else problem.keep.cpu(),
                "has_reference": problem.reference is not None, "residual": relative_residual(problem, output).cpu(),
-               "baseline_residual": relative_residual(problem, baseline).cpu(), "nfe": nfe, "params": params}
+               "baseline_residual": relative_residual(problem, raw_baseline).cpu(), "nfe": nfe, "params": params}
         slices.update(stop - start)
     slices.close()
 

@@ -77,7 +77,8 @@ class RunSettings:
         values["output"] = str(self.output)
         values.update(values.pop("options"))
         reading = values.pop("reading")
-        values.update(reading, force_modality=reading.pop("force"))
+        reading["force_modality"] = reading.pop("force")
+        values.update(reading)
         return values
 
 

@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from recon.errors import InputError
-from recon.io.arrays import TIFF_SUFFIXES, read_npy, read_npz, read_png, read_tiff, check_ct_span, to_real
+from recon.io.arrays import (SUFFIXES as ARRAY_SUFFIXES, TIFF_SUFFIXES, check_ct_span, read_npy, read_npz,
+                              read_png, read_tiff, to_real)
 from recon.io.atomic import atomic_outputs, atomic_path
 from recon.io.dicom import is_dicom_file, read_dicom
 from recon.io.fastmri import is_hdf5_name, read_fastmri
@@ -54,10 +55,8 @@ def detect_format(path: Path) -> str:
         return "nifti"
     if is_hdf5_name(path):
         return "fastmri"
-    if suffix in (".npy", ".npz", ".png"):
-        return suffix[1:]
-    if suffix in TIFF_SUFFIXES:
-        return "tiff"
+    if suffix in ARRAY_SUFFIXES:
+        return "tiff" if suffix in TIFF_SUFFIXES else suffix[1:]
     if suffix in DICOM_SUFFIXES or is_dicom_file(path):
         return "dicom"
     raise InputError(f"{path}: unrecognised file type; expected DICOM, NIfTI (.nii, .nii.gz), fastMRI (.h5), "

@@ -27,6 +27,8 @@ from recon.units import model_to_hu
 
 NPZ_KEYS = ("image", "images", "data", "volume", "arr_0")
 TIFF_SUFFIXES = (".tif", ".tiff")
+SUFFIXES = (".npy", ".npz", ".png", *TIFF_SUFFIXES)
+"""The files this module reads; their values carry no unit of their own (``--rescale`` gives CT ones)."""
 MIN_CT_SPAN_HU = 100.0
 """The smallest range of CT numbers accepted from a unit-less file: less is a normalised image, not HU."""
 

@@ -5,9 +5,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from recon.errors import InputError
-
-UNITLESS_SUFFIXES = (".npy", ".npz", ".png", ".tif", ".tiff")
-"""Files whose values carry no unit of their own (``--rescale`` gives CT ones)."""
+from recon.io.arrays import SUFFIXES as UNITLESS_SUFFIXES
+from recon.io.nifti import is_nifti_name
 
 
 @dataclass(frozen=True)
@@ -30,9 +29,9 @@ class ReadOptions:
     def check(self, path: Path) -> None:
         """InputError for a flag that does not apply to ``path`` (by its name; measured k-space and sinograms are
         read without :func:`recon.io.read_volume`, so this runs before any reader)."""
-        name = Path(path).name.lower()
-        if self.volume is not None and not name.endswith((".nii", ".nii.gz")):
+        path = Path(path)
+        if self.volume is not None and not is_nifti_name(path):
             raise InputError(f"{path}: --volume {self.volume} picks a volume of a 4-D NIfTI file, and this is not one")
-        if self.rescale is not None and not name.endswith(UNITLESS_SUFFIXES):
+        if self.rescale is not None and path.suffix.lower() not in UNITLESS_SUFFIXES:
             raise InputError(f"{path}: --rescale gives the HU scale of a .npy, .npz, PNG or TIFF file; "
                              f"this file carries its own")
